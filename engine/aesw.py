@@ -1,0 +1,134 @@
+"""Streaming reader for the AESW 2016 XML format (``<sentence>`` with ``<del>``/``<ins>``)."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from engine.corpus import Example, tokenize_words, words_around, words_touching
+from engine.errors import InputError
+from engine.sources import Source
+
+ROOT_TAG = "xml"
+_FIX = "expected AESW 2016 XML: an <xml> root holding <sentence sid=...> elements"
+
+
+@dataclass
+class _Markup:
+    """A sentence's text before editing, where the editor deleted and where they inserted."""
+
+    text: str = ""
+    deleted: list[tuple[int, int]] = field(default_factory=list)  # spans in text
+    deleted_words: list[str] = field(default_factory=list)
+    inserted: list[tuple[int, str]] = field(default_factory=list)  # (point in text, new text)
+
+    def keep(self, chunk: str | None) -> None:
+        self.text += chunk or ""
+
+    def delete(self, chunk: str) -> None:
+        if chunk:
+            self.deleted.append((len(self.text), len(self.text) + len(chunk)))
+            self.deleted_words.append(chunk)
+            self.text += chunk
+
+    def insert(self, chunk: str) -> None:
+        if chunk:
+            self.inserted.append((len(self.text), chunk))
+
+
+def read_aesw(source: Source) -> Iterator[Example]:
+    """Yield one Example per ``<sentence>`` in constant memory (elements are dropped once read)."""
+    parents: list[ET.Element] = []
+    index = 0
+    try:
+        for event, element in ET.iterparse(source.stream, events=("start", "end")):
+            if event == "start":
+                if not parents and element.tag != ROOT_TAG:
+                    raise InputError(source.path, None, f"root element is <{element.tag}>", _FIX)
+                parents.append(element)
+                continue
+            parents.pop()
+            if element.tag == "sentence":
+                index += 1
+                yield _example(source, element, index)
+            if element.tag in ("sentence", "p") and parents:
+                parents[-1].remove(element)
+    except ET.ParseError as error:
+        line, column = error.position
+        problem = f"not well-formed XML ({str(error).split(':')[0]}, column {column})"
+        raise InputError(source.path, f"line {line}", problem, _FIX) from None
+
+
+def _example(source: Source, element: ET.Element, index: int) -> Example:
+    sid = element.get("sid")
+    if not sid:
+        raise InputError(source.path, f"sentence #{index}", "has no sid attribute", _FIX)
+    markup = _Markup()
+    markup.keep(element.text)
+    for child in element:
+        chunk = "".join(child.itertext())
+        if child.tag == "del":
+            markup.delete(chunk)
+        elif child.tag == "ins":
+            markup.insert(chunk)
+        else:
+            markup.keep(chunk)
+        markup.keep(child.tail)
+    words, starts, ends = tokenize_words(markup.text)
+    kind = _edit_kind(markup)
+    rationale = words_touching(starts, ends, markup.deleted)
+    edges = {edge for span in markup.deleted for edge in span}
+    for point, _ in markup.inserted:
+        if point not in edges:  # an insertion beside a deletion is a replacement: already counted
+            rationale |= words_around(starts, ends, point)
+    return Example(
+        id=sid,
+        text=markup.text,
+        words=tuple(words),
+        starts=tuple(starts),
+        ends=tuple(ends),
+        label=kind != "none",
+        rationale=tuple(sorted(rationale)),
+        kind=kind,
+    )
+
+
+def _edit_kind(markup: _Markup) -> str:
+    if not markup.deleted and not markup.inserted:
+        return "none"
+    if not markup.inserted:
+        return "deleted"
+    if not markup.deleted:
+        return "inserted"
+    if len(markup.deleted) == 1 and len(markup.inserted) == 1:
+        (start, end), (point, new) = markup.deleted[0], markup.inserted[0]
+        if point in (start, end) and is_spelling_variant(markup.deleted_words[0], new):
+            return "spelling"
+    return "mixed"
+
+
+def is_spelling_variant(old: str, new: str) -> bool:
+    """One word replaced by its spelling or hyphenation correction (as the study's spelling set)."""
+    old, new = old.strip(), new.strip()
+    if not old or not new or old == new or any(c.isspace() for c in old + new):
+        return False
+    if old.replace("-", "").lower() == new.replace("-", "").lower():
+        return True
+    allowed = max(1, min(2, len(new) // 4))
+    return _edit_distance(old.lower(), new.lower()) <= allowed
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance with adjacent transposition counted as one edit (optimal string alignment)."""
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = a[i - 1] != b[j - 1]
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], previous2[j - 2] + 1)
+        previous2, previous = previous, current
+    return previous[-1]

@@ -1,0 +1,247 @@
+"""The DuckDB store: the only module that speaks SQL. Callers get Arrow tables or dataclasses."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from engine.corpus import Example
+from engine.errors import EditlensError
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = "editlens.duckdb"
+
+EXAMPLE_SCHEMA = pa.schema(
+    [
+        ("corpus", pa.string()),
+        ("id", pa.string()),
+        ("split", pa.string()),
+        ("text", pa.string()),
+        ("words", pa.list_(pa.string())),
+        ("starts", pa.list_(pa.int32())),
+        ("ends", pa.list_(pa.int32())),
+        ("label", pa.bool_()),
+        ("rationale", pa.list_(pa.int32())),
+        ("kind", pa.string()),
+    ]
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS examples (
+    corpus VARCHAR NOT NULL, id VARCHAR NOT NULL, split VARCHAR NOT NULL, text VARCHAR NOT NULL,
+    words VARCHAR[] NOT NULL, starts INTEGER[] NOT NULL, ends INTEGER[] NOT NULL,
+    label BOOLEAN NOT NULL, rationale INTEGER[] NOT NULL, kind VARCHAR NOT NULL,
+    PRIMARY KEY (corpus, id)
+);
+"""
+
+
+class StoreError(EditlensError):
+    """The store file cannot be used as asked."""
+
+
+@dataclass(frozen=True)
+class CorpusSummary:
+    """What one corpus in the store holds."""
+
+    name: str
+    examples: int
+    needs_edit: int
+    by_split: dict[str, int]
+    by_kind: dict[str, int]
+    scorable: int  # needs an edit and has a non-empty rationale
+
+
+class Store:
+    """One DuckDB file. Writes go through Arrow in one transaction, so a failure changes nothing."""
+
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        self.path = Path(path)
+        if read_only and not self.path.exists():
+            raise StoreError(
+                f"{self.path}: no store here; run `editlens demo` or `editlens ingest`"
+            )
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as error:
+            raise StoreError(_open_problem(self.path, error)) from None
+        self._check_version(read_only)
+
+    def _rows(self, query: str, params: object = None) -> list[tuple[Any, ...]]:
+        """Run a query to completion (DuckDB refuses new work while a result is half-read)."""
+        try:
+            return self._con.execute(query, params).fetchall()
+        except duckdb.Error as error:
+            raise StoreError(f"{self.path}: {str(error).splitlines()[0]}") from None
+
+    def _one(self, query: str, params: object = None) -> tuple[Any, ...] | None:
+        rows = self._rows(query, params)
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_version(self, read_only: bool) -> None:
+        tables = {row[0] for row in self._rows("SELECT table_name FROM duckdb_tables()")}
+        if "meta" in tables:
+            row = self._one("SELECT value FROM meta WHERE key = 'schema_version'")
+            found = int(row[0]) if row else 0
+            if found > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: store schema {found} is newer than this editlens understands "
+                    f"({SCHEMA_VERSION}); upgrade editlens or use another --db"
+                )
+            if found == SCHEMA_VERSION:
+                return
+        elif tables:
+            raise StoreError(
+                f"{self.path}: a DuckDB file but not an editlens store; use another --db"
+            )
+        if read_only:
+            raise StoreError(
+                f"{self.path}: store is empty; run `editlens demo` or `editlens ingest`"
+            )
+        with self.transaction():
+            self._con.execute(_SCHEMA)
+            self._con.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: any exception rolls every write back."""
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
+
+    # -- examples -------------------------------------------------------------------------------
+
+    def write_examples(self, corpus: str, batches: Iterable[pa.Table]) -> int:
+        """Insert or replace a corpus' examples; duplicate ids in the input are refused."""
+        written = 0
+        with self.transaction():
+            self._con.execute("CREATE OR REPLACE TEMP TABLE incoming AS FROM examples LIMIT 0")
+            for batch in batches:
+                self._con.execute("INSERT INTO incoming SELECT * FROM batch")
+                written += batch.num_rows
+            duplicate = self._one(
+                "SELECT id FROM incoming GROUP BY id HAVING count(*) > 1 ORDER BY id LIMIT 1"
+            )
+            if duplicate:
+                raise StoreError(
+                    f"corpus {corpus}: sentence id {duplicate[0]} occurs twice in the input; "
+                    "ids must be unique, fix the file"
+                )
+            self._con.execute("INSERT OR REPLACE INTO examples SELECT * FROM incoming")
+            self._con.execute("DROP TABLE incoming")
+        return written
+
+    def corpora(self) -> list[CorpusSummary]:
+        rows = self._rows(
+            """
+            SELECT corpus, count(*), count(*) FILTER (label),
+                   histogram(split), histogram(kind),
+                   count(*) FILTER (label AND len(rationale) > 0)
+            FROM examples GROUP BY corpus ORDER BY corpus
+            """
+        )
+        return [
+            CorpusSummary(name, n, edits, dict(splits), dict(kinds), scorable)
+            for name, n, edits, splits, kinds, scorable in rows
+        ]
+
+    def has_corpus(self, corpus: str) -> bool:
+        return self._one("SELECT 1 FROM examples WHERE corpus = ? LIMIT 1", [corpus]) is not None
+
+    def example_batches(
+        self,
+        corpus: str,
+        *,
+        splits: Sequence[str] | None = None,
+        limit: int | None = None,
+        batch_rows: int = 8192,
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream a corpus in id order without holding it all in memory."""
+        query = "SELECT * FROM examples WHERE corpus = $corpus"
+        params: dict[str, Any] = {"corpus": corpus}
+        if splits is not None:
+            query += " AND list_contains($splits, split)"
+            params["splits"] = list(splits)
+        query += " ORDER BY id"
+        if limit is not None:
+            query += " LIMIT $limit"
+            params["limit"] = limit
+        yield from self._con.sql(query, params=params).to_arrow_reader(batch_rows)
+
+    def count_examples(self, corpus: str, splits: Sequence[str] | None = None) -> int:
+        query = "SELECT count(*) FROM examples WHERE corpus = $corpus"
+        params: dict[str, Any] = {"corpus": corpus}
+        if splits is not None:
+            query += " AND list_contains($splits, split)"
+            params["splits"] = list(splits)
+        return self._rows(query, params)[0][0]
+
+    def export_batches(self, corpus: str) -> Iterator[pa.RecordBatch]:
+        """One record per example, in the shape users get from ``editlens export``."""
+        yield from self._con.sql(
+            """
+            SELECT id, split, text, label, kind, words, rationale
+            FROM examples WHERE corpus = $corpus ORDER BY id
+            """,
+            params={"corpus": corpus},
+        ).to_arrow_reader(8192)
+
+
+def examples_to_arrow(corpus: str, examples: Sequence[Example]) -> pa.Table:
+    """Column-wise Arrow table of examples, ready for one bulk insert."""
+    return pa.table(
+        {
+            "corpus": [corpus] * len(examples),
+            "id": [e.id for e in examples],
+            "split": [e.split for e in examples],
+            "text": [e.text for e in examples],
+            "words": [list(e.words) for e in examples],
+            "starts": [list(e.starts) for e in examples],
+            "ends": [list(e.ends) for e in examples],
+            "label": [e.label for e in examples],
+            "rationale": [list(e.rationale) for e in examples],
+            "kind": [e.kind for e in examples],
+        },
+        schema=EXAMPLE_SCHEMA,
+    )
+
+
+def _open_problem(path: Path, error: duckdb.Error) -> str:
+    message = str(error)
+    if "not a valid DuckDB database" in message:
+        return f"{path}: not a DuckDB file; point --db at an editlens store or a new file name"
+    if "lock" in message.lower():
+        return (
+            f"{path}: in use by another process (the TUI or a job?); close it or use another --db"
+        )
+    if "newer" in message.lower() or "version" in message.lower():
+        return f"{path}: written by a newer DuckDB; upgrade editlens or use another --db"
+    return f"{path}: cannot open the store ({message.splitlines()[0]})"
+
+
+def dumps(value: Any) -> str:
+    """JSON for config and metric columns, stable key order so equal configs compare equal."""
+    return json.dumps(value, sort_keys=True)
