@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -41,22 +40,26 @@ def read_released(
     source: Source, kind: str, skipped: Skipped, *, pairs: bool = False
 ) -> Iterator[Example]:
     """Yield the released rows as Examples; with ``pairs``, each deleted row's edited twin too."""
-    lines = io.TextIOWrapper(source.stream, encoding="utf-8", errors="strict")
-    line_number = 0
+    for line_number, raw in enumerate(source.stream, start=1):
+        line = _decode(source, line_number, raw)
+        if not line.strip():
+            continue
+        row = _parse(source, line_number, line)
+        example = _example(source, line_number, row, kind)
+        if not example.rationale:
+            skipped.add("empty rationale (nothing but whitespace was edited)", example.id)
+            continue
+        yield example
+        if pairs and kind == "deleted":
+            yield edited_counterpart(example)
+
+
+def _decode(source: Source, line_number: int, raw: bytes) -> str:
+    """Decode line by line: a text wrapper decodes 8 KB blocks, so its error names the wrong line."""
     try:
-        for line_number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            row = _parse(source, line_number, line)
-            example = _example(source, line_number, row, kind)
-            if not example.rationale:
-                skipped.add("empty rationale (nothing but whitespace was edited)", example.id)
-                continue
-            yield example
-            if pairs and kind == "deleted":
-                yield edited_counterpart(example)
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        where = f"line {line_number + 1}"
+        where = f"line {line_number}"
         raise InputError(
             source.path, where, "is not UTF-8 text", "save the file as UTF-8"
         ) from None
@@ -79,6 +82,8 @@ def _parse(source: Source, line_number: int, line: str) -> dict:
 def _example(source: Source, line_number: int, row: dict, kind: str) -> Example:
     where = f"line {line_number} (id {row['id']})"
     sent, words, best = row["sent"], row["words"], row["best_words"]
+    if not isinstance(sent, str):  # checked here: `locate_words` would fail with a traceback
+        raise InputError(source.path, where, "sent is not a string", _FIX)
     if not isinstance(words, list) or len(words) < 3 or not isinstance(best, list):
         raise InputError(source.path, where, "words or best_words is malformed", _FIX)
     inner = [str(word) for word in words[1:-1]]  # drop [CLS] and [SEP]
