@@ -261,6 +261,22 @@ class Store:
             params["limit"] = limit
         yield from self._con.sql(query, params=params).to_arrow_reader(batch_rows)
 
+    def examples_after(self, corpus: str, after: str, rows: int) -> pa.Table:
+        """The next ``rows`` examples by id after ``after``: keyset paging that never holds a cursor."""
+        return self._con.sql(
+            "SELECT * FROM examples WHERE corpus = $corpus AND id > $after ORDER BY id LIMIT $rows",
+            params={"corpus": corpus, "after": after, "rows": rows},
+        ).to_arrow_table()
+
+    def copy_examples(self, corpus: str, batches: Iterable[pa.RecordBatch]) -> int:
+        """Bring examples from another store (an evaluation's own copy of what it reads)."""
+        return self.write_examples(corpus, (pa.Table.from_batches([b]) for b in batches))
+
+    def run_labels(self, run_id: str) -> tuple[list[bool], list[bool]]:
+        """Gold labels and predictions of a run, for its classification figures."""
+        rows = self._rows("SELECT label, pred FROM predictions WHERE run = ? ORDER BY example", [run_id])
+        return [row[0] for row in rows], [row[1] for row in rows]
+
     def count_examples(self, corpus: str, splits: Sequence[str] | None = None) -> int:
         query = "SELECT count(*) FROM examples WHERE corpus = $corpus"
         params: dict[str, Any] = {"corpus": corpus}
@@ -390,6 +406,271 @@ class Store:
             {"run": run_id, "method": method, "layer": layer, "population": population},
         )
         return [row[0] for row in rows]
+
+    # -- browsing (the TUI's queries) -----------------------------------------------------------
+    # Read-only queries for the TUI. Each opens its own cursor, so the TUI's worker threads may
+    # query at once. User input reaches SQL only as $parameters; column names and conditions
+    # come from the allow-lists below.
+
+    BROWSE_METRICS = ("top3", "hit1", "exact", "jaccard50")
+    BROWSE_OUTCOMES = ("any", "yes", "no", "unscorable")
+    BROWSE_PREDICTIONS = {  # noqa: RUF012 (read-only allow-list)
+        "any": "TRUE",
+        "right": "p.pred = p.label",
+        "wrong": "p.pred <> p.label",
+        "tp": "p.pred AND p.label",
+        "fp": "p.pred AND NOT p.label",
+        "fn": "NOT p.pred AND p.label",
+        "tn": "NOT p.pred AND NOT p.label",
+    }
+    BROWSE_SORTS = {  # noqa: RUF012 (read-only allow-list)
+        "id": "p.example",
+        "confidence": "p.confidence",
+        "prob": "p.prob",
+        "jaccard": "o.jaccard",
+        "auprc": "o.auprc",
+        "length": "e.length",
+    }
+
+    def _browse(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
+        cursor = self._con.cursor()
+        try:
+            return cursor.sql(query, params=params).to_arrow_table()
+        except duckdb.Error as error:
+            raise StoreError(f"{self.path}: {str(error).splitlines()[0]}") from None
+        finally:
+            cursor.close()
+
+    def run_overview(self) -> pa.Table:
+        """One row per run: description, classification figures, N and its best method by top-3."""
+        return self._browse(
+            """
+            WITH best AS (
+                SELECT run, arg_max(method, top3) AS best_method, arg_max(layer, top3) AS best_layer,
+                       max(top3) AS best_top3
+                FROM summaries WHERE population = 'all' GROUP BY run
+            ), counted AS (SELECT run, count(*) AS n FROM predictions GROUP BY run)
+            SELECT r.id, r.kind, r.model, r.corpus, r.split, r.layers, r.heads,
+                   coalesce(c.n, 0) AS n,
+                   TRY_CAST(json_extract(r.metrics, '$.accuracy') AS DOUBLE) AS accuracy,
+                   TRY_CAST(json_extract(r.metrics, '$.f1') AS DOUBLE) AS f1,
+                   b.best_method, b.best_layer, b.best_top3, r.started, r.finished
+            FROM runs r LEFT JOIN best b ON b.run = r.id LEFT JOIN counted c ON c.run = r.id
+            ORDER BY r.started, r.id
+            """
+        )
+
+    def method_matrix(self, metric: str = "top3", population: str = "all") -> pa.Table:
+        """Per run and method, the best layer's mean of ``metric`` (the study's table)."""
+        if metric not in OUTCOME_METRICS or population not in POPULATIONS:
+            raise ValueError(f"unknown metric {metric!r} or population {population!r}")
+        return self._browse(
+            f"""
+            SELECT run, method, arg_max(layer, {metric}) AS layer, max({metric}) AS value,
+                   arg_max(n, {metric}) AS n
+            FROM summaries WHERE population = $population
+            GROUP BY run, method ORDER BY run, method
+            """,
+            {"population": population},
+        )
+
+    def run_methods(self, run_id: str) -> pa.Table:
+        """The (method, layer) pairs a run has outcomes for, as summarised at merge time."""
+        return self._browse(
+            """
+            SELECT DISTINCT method, layer FROM summaries WHERE run = $run ORDER BY method, layer
+            """,
+            {"run": run_id},
+        )
+
+    def _browse_where(
+        self,
+        *,
+        run: str,
+        method: str,
+        layer: int,
+        metric: str = "top3",
+        outcome: str = "any",
+        prediction: str = "any",
+        kind: str | None = None,
+        rationale: tuple[int, int] | None = None,
+        search: str = "",
+    ) -> tuple[str, str, str, bool, dict[str, Any]]:
+        """(outcome condition, prediction condition, other conditions, needs examples, params)."""
+        if metric not in self.BROWSE_METRICS:
+            raise ValueError(f"unknown outcome metric {metric!r}")
+        if outcome not in self.BROWSE_OUTCOMES or prediction not in self.BROWSE_PREDICTIONS:
+            raise ValueError(f"unknown outcome {outcome!r} or prediction {prediction!r}")
+        params: dict[str, Any] = {"run": run, "method": method, "layer": layer}
+        outcome_condition = {
+            "any": "TRUE",
+            "yes": f"o.{metric} IS TRUE",
+            "no": f"o.{metric} IS FALSE",
+            "unscorable": f"o.{metric} IS NULL",
+        }[outcome]
+        others = ["p.run = $run"]
+        if kind:
+            others.append("e.kind = $kind")
+            params["kind"] = kind
+        if rationale is not None:
+            others.append("e.rationale_size BETWEEN $rmin AND $rmax")
+            params["rmin"], params["rmax"] = rationale
+        if search.strip():
+            others.append("contains(lower(e.text), $search)")
+            params["search"] = search.strip().lower()
+        needs_examples = len(others) > 1
+        return (
+            outcome_condition,
+            self.BROWSE_PREDICTIONS[prediction],
+            " AND ".join(others),
+            needs_examples,
+            params,
+        )
+
+    _BROWSE_FROM = """
+        FROM predictions p
+        LEFT JOIN outcomes o ON o.run = $run AND o.method = $method AND o.layer = $layer
+             AND o.example = p.example
+        """
+    _BROWSE_EXAMPLES = """
+        JOIN (SELECT id, kind, text, len(words) AS length, len(rationale) AS rationale_size
+              FROM examples WHERE corpus = (SELECT corpus FROM runs WHERE id = $run)) e
+             ON e.id = p.example
+        """
+
+    def bucket_counts(self, **filters: Any) -> dict[str, int]:
+        """Counts per outcome bucket and per prediction bucket under the other filters.
+
+        Outcome buckets honour the prediction filter and vice versa, so each line of counts says
+        what choosing that bucket would give. ``total`` is the number of rows the filter shows.
+        """
+        outcome, prediction, where, needs_examples, params = self._browse_where(**filters)
+        metric = filters.get("metric", "top3")
+        counts = {
+            "interpretable": f"{prediction} AND o.{metric} IS TRUE",
+            "not_interpretable": f"{prediction} AND o.{metric} IS FALSE",
+            "unscorable": f"{prediction} AND o.{metric} IS NULL",
+            **{
+                name: f"{outcome} AND {condition}"
+                for name, condition in self.BROWSE_PREDICTIONS.items()
+                if name != "any"
+            },
+            "total": f"{outcome} AND {prediction}",
+        }
+        select = ", ".join(f"count(*) FILTER (WHERE {c}) AS {n}" for n, c in counts.items())
+        query = f"SELECT {select} {self._BROWSE_FROM}"
+        if needs_examples:
+            query += self._BROWSE_EXAMPLES
+        table = self._browse(f"{query} WHERE {where}", params)
+        return {name: int(table.column(name)[0].as_py() or 0) for name in counts}
+
+    def example_page(
+        self,
+        *,
+        sort: str = "id",
+        descending: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+        **filters: Any,
+    ) -> pa.Table:
+        """One page of the filtered examples of a run, in a stable order (ties broken by id)."""
+        if sort not in self.BROWSE_SORTS:
+            raise ValueError(f"unknown sort {sort!r}")
+        outcome, prediction, where, _, params = self._browse_where(**filters)
+        metric = filters.get("metric", "top3")
+        order = f"{self.BROWSE_SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST"
+        params.update(limit=int(limit), offset=int(offset))
+        return self._browse(
+            f"""
+            SELECT p.example AS id, e.kind, e.length, e.rationale_size AS rationale,
+                   p.label, p.pred, p.prob, p.confidence, p.scorable,
+                   o.{metric} AS interpretable, o.jaccard, o.auprc, e.text
+            {self._BROWSE_FROM} {self._BROWSE_EXAMPLES}
+            WHERE {where} AND {outcome} AND {prediction}
+            ORDER BY {order}, p.example
+            LIMIT $limit OFFSET $offset
+            """,
+            params,
+        )
+
+    def filtered_batches(
+        self, *, batch_rows: int = 8192, **filters: Any
+    ) -> Iterator[pa.RecordBatch]:
+        """Every example the filter shows, with its prediction and outcomes, streamed for export."""
+        outcome, prediction, where, _, params = self._browse_where(**filters)
+        cursor = self._con.cursor()
+        try:
+            reader = cursor.sql(
+                f"""
+                SELECT p.example AS id, e.kind, e.text, x.words, x.rationale, p.label, p.pred,
+                       p.prob, p.confidence, p.scorable, $method AS method, $layer AS layer,
+                       o.exact, o.top3, o.hit1, o.jaccard, o.jaccard50, o.token_f1, o.auprc,
+                       o.comprehensiveness, o.sufficiency
+                {self._BROWSE_FROM} {self._BROWSE_EXAMPLES}
+                JOIN examples x ON x.corpus = (SELECT corpus FROM runs WHERE id = $run)
+                     AND x.id = p.example
+                WHERE {where} AND {outcome} AND {prediction}
+                ORDER BY p.example
+                """,
+                params=params,
+            ).to_arrow_reader(batch_rows)
+            yield from reader
+        except duckdb.Error as error:
+            raise StoreError(f"{self.path}: {str(error).splitlines()[0]}") from None
+        finally:
+            cursor.close()
+
+    def example_detail(self, run_id: str, example: str) -> dict[str, Any] | None:
+        """One example under one run: its words, rationale, prediction, heads grid and outcomes,
+        plus a table of its word scores for every method and layer. None when not evaluated."""
+        rows = self._browse(
+            """
+            SELECT e.id, e.corpus, e.split, e.text, e.words, e.rationale, e.kind, e.label,
+                   p.prob, p.pred, p.confidence, p.seen_words, p.scorable,
+                   h.grid, r.model, r.layers, r.heads
+            FROM runs r
+            JOIN predictions p ON p.run = r.id AND p.example = $example
+            JOIN examples e ON e.corpus = r.corpus AND e.id = $example
+            LEFT JOIN heads h ON h.run = r.id AND h.example = $example
+            WHERE r.id = $run
+            """,
+            {"run": run_id, "example": example},
+        ).to_pylist()
+        if not rows:
+            return None
+        detail = rows[0]
+        detail["scores"] = self._browse(
+            """
+            SELECT s.method, s.layer, s.scores, o.top3, o.hit1, o.exact, o.jaccard50, o.jaccard,
+                   o.auprc
+            FROM scores s
+            LEFT JOIN outcomes o ON o.run = s.run AND o.example = s.example
+                 AND o.method = s.method AND o.layer = s.layer
+            WHERE s.run = $run AND s.example = $example
+            ORDER BY s.method, s.layer
+            """,
+            {"run": run_id, "example": example},
+        )
+        return detail
+
+    def example_across_runs(self, corpus: str, example: str, method: str, layer: int) -> pa.Table:
+        """The same sentence under every evaluate run of its corpus: prediction and word scores
+        for ``method`` at ``layer`` (or the run's last layer when it has fewer)."""
+        return self._browse(
+            """
+            SELECT r.id AS run, r.model, p.prob, p.pred, p.confidence, p.seen_words,
+                   s.layer, s.scores, o.top3, o.hit1, o.exact, o.jaccard50
+            FROM runs r
+            JOIN predictions p ON p.run = r.id AND p.example = $example
+            LEFT JOIN scores s ON s.run = r.id AND s.example = $example AND s.method = $method
+                 AND s.layer = least($layer, r.layers)
+            LEFT JOIN outcomes o ON o.run = r.id AND o.example = $example
+                 AND o.method = $method AND o.layer = s.layer
+            WHERE r.corpus = $corpus AND r.kind = 'evaluate'
+            ORDER BY r.started, r.id
+            """,
+            {"corpus": corpus, "example": example, "method": method, "layer": layer},
+        )
 
 
 def examples_to_arrow(corpus: str, examples: Sequence[Example]) -> pa.Table:

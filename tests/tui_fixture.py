@@ -1,0 +1,374 @@
+"""Throwaway stores for the TUI's tests and benchmark, written through the real Store API.
+
+``build_small`` makes a realistic little store (two runs x 60 examples, every method, 6 layers x
+12 heads); ``build_large`` makes the million-example store the benchmark needs, column-wise with
+numpy and Arrow in chunks. Both are deterministic (seeded).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.corpus import Example, tokenize_words
+from engine.store import Run, Store, examples_to_arrow
+
+CORPUS = "demo"
+LAYERS, HEADS = 6, 12
+LAYER_METHODS = ("attention", "attention_max", "rollout")
+FLAT_METHODS = ("grad", "grad_x_input", "integrated_gradients", "random")
+KINDS = ("deleted", "spelling", "inserted", "mixed", "none")
+RUNS = (
+    # id, model, how strongly its scores point at the rationale, accuracy of its predictions
+    ("ft-minilm", "minilm+ft:demo", 0.9, 0.85),
+    ("base-random", "minilm-random", 0.0, 0.55),
+)
+T0 = datetime(2025, 1, 1, 9, 0, 0)
+
+_VOCAB = (
+    "the model we propose a method for estimating parameters of the network in this paper "
+    "results show that our approach is significant improvement over previous work on data "
+    "_MATH_ _CITE_ _REF_ equation follows from lemma hence proof theorem each layer attention "
+    "heads are computed as described section experiments were performed using standard settings"
+).split()
+
+
+def _sentences(rng: np.random.Generator, n: int) -> list[Example]:
+    examples = []
+    for i in range(n):
+        length = int(rng.integers(7, 19))
+        words = [str(w) for w in rng.choice(_VOCAB, size=length)]
+        text = " ".join(words) + " ."
+        words_, starts, ends = tokenize_words(text)
+        kind = KINDS[i % len(KINDS)]
+        label = kind != "none"
+        rationale: tuple[int, ...] = ()
+        if label and i % 11 != 3:  # a few edited sentences without a usable rationale
+            size = int(rng.integers(1, 4))
+            rationale = tuple(sorted(int(x) for x in rng.choice(len(words_) - 1, size, False)))
+        examples.append(
+            Example(
+                id=f"s{i + 1:04d}",
+                text=text,
+                words=tuple(words_),
+                starts=tuple(starts),
+                ends=tuple(ends),
+                label=label,
+                rationale=rationale,
+                kind=kind,
+                split="test",
+            )
+        )
+    return examples
+
+
+def _outcome(rationale: list[int], scores: np.ndarray) -> dict[str, object]:
+    """Agreement of one score vector with the rationale (the fixture's stand-in for metrics)."""
+    order = np.argsort(-scores, kind="stable")
+    k = len(rationale)
+    gold = set(rationale)
+    top_k = {int(i) for i in order[:k]}
+    union = gold | top_k
+    jaccard = len(gold & top_k) / len(union)
+    relevant = np.isin(order, rationale)
+    precision_at = np.cumsum(relevant) / np.arange(1, len(order) + 1)
+    return {
+        "exact": top_k == gold,
+        "top3": gold <= {int(i) for i in order[:3]},
+        "hit1": int(order[0]) in gold,
+        "jaccard": jaccard,
+        "jaccard50": jaccard >= 0.5,
+        "token_f1": jaccard,
+        "auprc": float(precision_at[relevant].mean()),
+        "comprehensiveness": float(scores[list(rationale)].sum()),
+        "sufficiency": float(1 - scores[list(rationale)].sum()),
+    }
+
+
+def _run_tables(
+    rng: np.random.Generator, run_id: str, focus: float, accuracy: float, examples: list[Example]
+) -> tuple[dict[str, pa.Table], dict[str, float]]:
+    predictions, scores, heads, outcomes = [], [], [], []
+    for index, example in enumerate(examples):
+        n = len(example.words)
+        seen = n if index % 13 != 7 else max(2, n // 2)  # a few sentences cut by the length limit
+        right = rng.random() < accuracy
+        pred = example.label if right else not example.label
+        confidence = float(np.round(rng.uniform(0.5, 0.99), 4))
+        prob = confidence if pred else 1 - confidence
+        scorable = bool(example.label and example.rationale and max(example.rationale) < seen)
+        predictions.append(
+            {
+                "run": run_id,
+                "example": example.id,
+                "label": example.label,
+                "prob": prob,
+                "pred": pred,
+                "confidence": confidence,
+                "seen_words": seen,
+                "scorable": scorable,
+            }
+        )
+        boost = np.zeros(seen)
+        boost[[r for r in example.rationale if r < seen]] = focus
+        grid = rng.random((LAYERS, HEADS)) * (0.3 + 0.1 * focus)
+        heads.append(
+            {
+                "run": run_id,
+                "example": example.id,
+                "grid": grid.ravel().astype(np.float32).tolist(),
+                "last": rng.random(HEADS * seen).astype(np.float32).tolist(),
+            }
+        )
+        pairs = [(m, layer) for m in LAYER_METHODS for layer in range(1, LAYERS + 1)]
+        pairs += [(m, 0) for m in FLAT_METHODS]
+        for method, layer in pairs:
+            strength = 0.0 if method == "random" else 0.4 + layer / LAYERS
+            raw = rng.random(seen) + boost * strength
+            values = (raw / raw.sum()).astype(np.float32)
+            scores.append(
+                {
+                    "run": run_id,
+                    "example": example.id,
+                    "method": method,
+                    "layer": layer,
+                    "scores": values.tolist(),
+                }
+            )
+            if scorable:
+                outcomes.append(
+                    {
+                        "run": run_id,
+                        "example": example.id,
+                        "method": method,
+                        "layer": layer,
+                        **_outcome(list(example.rationale), values),
+                    }
+                )
+    labels = np.array([p["label"] for p in predictions])
+    preds = np.array([p["pred"] for p in predictions])
+    tp = int((labels & preds).sum())
+    precision = tp / max(int(preds.sum()), 1)
+    recall = tp / max(int(labels.sum()), 1)
+    metrics = {
+        "n": len(predictions),
+        "accuracy": float((labels == preds).mean()),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / max(precision + recall, 1e-9),
+    }
+    tables = {
+        "predictions": pa.Table.from_pylist(predictions),
+        "scores": pa.Table.from_pylist(
+            scores,
+            schema=pa.schema(
+                [
+                    ("run", pa.string()),
+                    ("example", pa.string()),
+                    ("method", pa.string()),
+                    ("layer", pa.int16()),
+                    ("scores", pa.list_(pa.float32())),
+                ]
+            ),
+        ),
+        "heads": pa.Table.from_pylist(heads),
+        "outcomes": pa.Table.from_pylist(outcomes),
+    }
+    return tables, metrics
+
+
+def _publish(store: Store, run: Run, chunks: list[dict[str, pa.Table]], workdir: Path) -> None:
+    """Write a run to a staging store and merge it, the way an engine job does."""
+    staging_path = workdir / f"{run.id}.staging.duckdb"
+    with Store(staging_path) as staging:
+        for chunk in chunks:
+            staging.write_chunk(chunk)
+        staging.record_run(run)
+    store.merge_run(staging_path, run.id)
+    staging_path.unlink()
+
+
+def _run(run_id: str, model: str, corpus: str, metrics: dict[str, float], index: int) -> Run:
+    return Run(
+        id=run_id,
+        kind="evaluate",
+        model=model,
+        checkpoint=model,
+        corpus=corpus,
+        split="test",
+        layers=LAYERS,
+        heads=HEADS,
+        config={"methods": [*LAYER_METHODS, *FLAT_METHODS]},
+        metrics=metrics,
+        started=T0 + timedelta(hours=index),
+        finished=T0 + timedelta(hours=index, minutes=5),
+    )
+
+
+def build_small(path: Path, n_examples: int = 60, seed: int = 7) -> Path:
+    """Two evaluate runs (fine-tuned and random-init baseline) over ``n_examples`` sentences."""
+    rng = np.random.default_rng(seed)
+    examples = _sentences(rng, n_examples)
+    with Store(path) as store:
+        store.write_examples(CORPUS, [examples_to_arrow(CORPUS, examples)])
+        for index, (run_id, model, focus, accuracy) in enumerate(RUNS):
+            tables, metrics = _run_tables(rng, run_id, focus, accuracy, examples)
+            _publish(store, _run(run_id, model, CORPUS, metrics, index), [tables], path.parent)
+    return path
+
+
+def small_examples(seed: int = 7, n_examples: int = 60) -> list[Example]:
+    """The fixture's examples again (same seed, same sentences), for tests that count."""
+    return _sentences(np.random.default_rng(seed), n_examples)
+
+
+# -- the benchmark's million-example store ---------------------------------------------------
+
+LARGE_CORPUS = "big"
+LARGE_RUN = "big-run"
+LARGE_PAIRS = (
+    *(("attention", layer) for layer in range(1, LAYERS + 1)),
+    ("rollout", LAYERS),
+    ("grad", 0),
+    ("integrated_gradients", 0),
+    ("random", 0),
+)  # 10 method/layer rows per example
+
+
+def _lists(values: np.ndarray, lengths: np.ndarray) -> pa.ListArray:
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+def _large_chunk(
+    rng: np.random.Generator, start: int, size: int
+) -> tuple[pa.Table, dict[str, pa.Table]]:
+    ids = pa.array([f"b{i:07d}" for i in range(start, start + size)])
+    lengths = rng.integers(6, 21, size).astype(np.int32)
+    total = int(lengths.sum())
+    vocab = np.array(_VOCAB)
+    word_index = rng.integers(0, len(vocab), total)
+    words = _lists(vocab[word_index], lengths)
+    word_len = np.char.str_len(vocab)[word_index].astype(np.int32)
+    # start of each word: running sum of (length + 1 space), restarted at each sentence
+    advance = word_len + 1
+    ends_cum = np.cumsum(advance)
+    sentence_first = np.repeat(np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+    base = np.concatenate([[0], ends_cum])[sentence_first]
+    starts = (ends_cum - advance - base).astype(np.int32)
+    ends = (starts + word_len).astype(np.int32)
+    kinds = np.array(KINDS)[rng.integers(0, len(KINDS), size)]
+    labels = kinds != "none"
+    rsize = np.where(labels, rng.integers(1, 4, size), 0).astype(np.int32)
+    rationale = _lists(
+        (rng.random(int(rsize.sum())) * np.repeat(lengths, rsize)).astype(np.int32), rsize
+    )
+    examples = pa.table(
+        {
+            "corpus": pa.array([LARGE_CORPUS] * size),
+            "id": ids,
+            "split": pa.array(["test"] * size),
+            "text": pc.binary_join(words, " "),
+            "words": words,
+            "starts": _lists(starts, lengths),
+            "ends": _lists(ends, lengths),
+            "label": pa.array(labels),
+            "rationale": rationale,
+            "kind": pa.array(kinds),
+        }
+    )
+    correct = rng.random(size) < 0.8
+    preds = np.where(correct, labels, ~labels)
+    confidence = rng.uniform(0.5, 1.0, size)
+    predictions = pa.table(
+        {
+            "run": pa.array([LARGE_RUN] * size),
+            "example": ids,
+            "label": pa.array(labels),
+            "prob": pa.array(np.where(preds, confidence, 1 - confidence)),
+            "pred": pa.array(preds),
+            "confidence": pa.array(confidence),
+            "seen_words": pa.array(lengths),
+            "scorable": pa.array(labels),
+        }
+    )
+    pairs = len(LARGE_PAIRS)
+    rep_ids = pa.array(np.repeat(np.array(ids.to_pylist(), dtype=object), pairs).tolist())
+    methods = np.tile(np.array([m for m, _ in LARGE_PAIRS]), size)
+    layers = np.tile(np.array([la for _, la in LARGE_PAIRS], dtype=np.int16), size)
+    score_lengths = np.repeat(lengths, pairs)
+    scores = pa.table(
+        {
+            "run": pa.array([LARGE_RUN] * (size * pairs)),
+            "example": rep_ids,
+            "method": pa.array(methods),
+            "layer": pa.array(layers),
+            "scores": _lists(rng.random(int(score_lengths.sum()), dtype=np.float32), score_lengths),
+        }
+    )
+    grid = HEADS * LAYERS
+    heads = pa.table(
+        {
+            "run": pa.array([LARGE_RUN] * size),
+            "example": ids,
+            "grid": _lists(
+                rng.random(size * grid, dtype=np.float32), np.full(size, grid, np.int32)
+            ),
+            "last": _lists(np.zeros(0, np.float32), np.zeros(size, np.int32)),
+        }
+    )
+    scorable = np.repeat(labels, pairs)
+    n_out = int(scorable.sum())
+    jaccard = rng.random(n_out).astype(np.float32)
+    outcomes = pa.table(
+        {
+            "run": pa.array([LARGE_RUN] * n_out),
+            "example": rep_ids.filter(pa.array(scorable)),
+            "method": pa.array(methods[scorable]),
+            "layer": pa.array(layers[scorable]),
+            "exact": pa.array(jaccard > 0.9),
+            "top3": pa.array(jaccard > 0.3),
+            "hit1": pa.array(jaccard > 0.5),
+            "jaccard": pa.array(jaccard),
+            "jaccard50": pa.array(jaccard >= 0.5),
+            "token_f1": pa.array(jaccard),
+            "auprc": pa.array(rng.random(n_out).astype(np.float32)),
+            "comprehensiveness": pa.array(rng.random(n_out).astype(np.float32)),
+            "sufficiency": pa.array(rng.random(n_out).astype(np.float32)),
+        }
+    )
+    return examples, {
+        "predictions": predictions,
+        "scores": scores,
+        "heads": heads,
+        "outcomes": outcomes,
+    }
+
+
+def build_large(path: Path, n_examples: int = 1_000_000, chunk: int = 100_000, seed: int = 11) -> Path:
+    """One run over ``n_examples`` sentences with 10 method/layer rows each, through a staging
+    store and ``merge_run`` like a real job."""
+    rng = np.random.default_rng(seed)
+    workdir = Path(tempfile.mkdtemp(prefix="editlens-large-", dir=path.parent))
+    staging_path = workdir / "staging.duckdb"
+    with Store(path) as store:
+        example_tables = []
+        with Store(staging_path) as staging:
+            for start in range(0, n_examples, chunk):
+                examples, tables = _large_chunk(rng, start, min(chunk, n_examples - start))
+                example_tables.append(examples)
+                staging.write_chunk(tables)
+            staging.record_run(
+                _run(LARGE_RUN, "minilm+ft:big", LARGE_CORPUS, {"n": n_examples, "f1": 0.8}, 0)
+            )
+        store.write_examples(LARGE_CORPUS, example_tables)
+        store.merge_run(staging_path, LARGE_RUN)
+    staging_path.unlink()
+    workdir.rmdir()
+    return path
