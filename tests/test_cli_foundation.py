@@ -1,0 +1,391 @@
+"""The CLI end to end in a subprocess: ingest, info, export, and the bad-input contract."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb  # tests read and tamper with store files directly; the engine goes through Store
+import pyarrow.parquet as pq
+import pytest
+
+from engine.ingest import ingest
+from engine.store import SCHEMA_VERSION, Store
+
+EDITLENS = shutil.which("editlens") or str(Path(sys.executable).parent / "editlens")
+
+XML = """<xml>
+<sentence sid="1.1">We show<del>,</del> that the method works.</sentence>
+<sentence sid="1.2">The <del>algoritm</del><ins>algorithm</ins> converges.</sentence>
+<sentence sid="1.3">We use<ins> the</ins> method.</sentence>
+<sentence sid="1.4">The <del>big</del><ins>large</ins> model fails.</sentence>
+<sentence sid="1.5">Nothing to change here.</sentence>
+</xml>
+"""
+ROW = {
+    "id": "5.2",
+    "sent": "The applied control law is now defined by: _MATHDISP_",
+    "words": ["[CLS]", "The", "applied", "control", "law", "is", "now", "defined", "by", ":",
+              "_MATHDISP_", "[SEP]"],
+    "best_words": [9],
+}  # fmt: skip
+
+
+def editlens(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != "EDITLENS_DB"} | (env or {})
+    return subprocess.run(
+        [EDITLENS, *map(str, args)],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def editlens_all(
+    commands: list[tuple[str | Path, ...]], cwd: Path
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run independent commands side by side (each start costs ~0.5 s of imports)."""
+    environment = {k: v for k, v in os.environ.items() if k != "EDITLENS_DB"}
+    started = [
+        (
+            args,
+            subprocess.Popen(
+                [EDITLENS, *map(str, args)],
+                cwd=cwd,
+                env=environment,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            ),
+        )
+        for args in commands
+    ]
+    results = []
+    for args, process in started:
+        stdout, stderr = process.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess(args, process.returncode, stdout, stderr))
+    return results
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table: the store's content, to compare before and after a command."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = [
+            row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        ]
+        return {
+            t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in sorted(tables)
+        }
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def corpus_file(tmp_path: Path) -> Path:
+    path = tmp_path / "small.xml"
+    path.write_text(XML, encoding="utf-8")
+    return path
+
+
+def make_store(folder: Path) -> Path:
+    """A store holding corpus 'small' (5 sentences), made in-process: the CLI ingest is tested above."""
+    source = folder / "small.xml"
+    source.write_text(XML, encoding="utf-8")
+    db = folder / "store.duckdb"
+    with Store(db) as store:
+        ingest(store, source)
+    return db
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return make_store(tmp_path)
+
+
+def export_jsonl(db: Path, cwd: Path, corpus: str = "small") -> list[dict[str, Any]]:
+    result = ok(editlens("export", "--corpus", corpus, "--db", db, cwd=cwd))
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+# -- the happy path ----------------------------------------------------------------------------
+
+
+def test_ingest_prints_a_summary_and_info_shows_the_corpus(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    db = tmp_path / "store.duckdb"
+    result = ok(editlens("ingest", corpus_file, "--db", db, cwd=tmp_path))
+    assert "sentences written" in result.stdout
+    assert "kind spelling" in result.stdout
+    assert "Traceback" not in result.stderr
+    info = ok(editlens("info", "--db", db, cwd=tmp_path))
+    assert "small" in info.stdout
+    assert "inserted=1" in info.stdout
+
+
+def test_export_writes_one_json_record_per_example_to_stdout(store: Path, tmp_path: Path) -> None:
+    records = export_jsonl(store, tmp_path)
+    assert [r["id"] for r in records] == ["1.1", "1.2", "1.3", "1.4", "1.5"]
+    first = records[0]
+    assert set(first) == {"id", "split", "text", "label", "kind", "words", "rationale"}
+    assert first["text"] == "We show, that the method works."
+    assert (first["label"], first["kind"], first["rationale"]) == (True, "deleted", [2])
+    assert [r["kind"] for r in records] == ["deleted", "spelling", "inserted", "mixed", "none"]
+
+
+def test_export_writes_csv_with_lists_as_json_cells(store: Path, tmp_path: Path) -> None:
+    result = ok(
+        editlens("export", "--corpus", "small", "--format", "csv", "--db", store, cwd=tmp_path)
+    )
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["id"] for r in rows] == ["1.1", "1.2", "1.3", "1.4", "1.5"]
+    assert json.loads(rows[0]["words"])[:3] == ["We", "show", ","]
+    assert json.loads(rows[2]["rationale"]) == [1, 2]
+
+
+def test_export_writes_parquet_to_the_out_file(store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "small.parquet"
+    result = ok(editlens("export", "--corpus", "small", "--out", out, "--db", store, cwd=tmp_path))
+    assert result.stdout == ""
+    table = pq.read_table(out)
+    assert table.num_rows == 5
+    assert table.column("rationale").to_pylist()[0] == [2]
+    assert table.to_pylist() == export_jsonl(store, tmp_path)
+
+
+def test_the_editlens_db_variable_chooses_the_store(tmp_path: Path, corpus_file: Path) -> None:
+    db = tmp_path / "from-env.duckdb"
+    env = {"EDITLENS_DB": str(db)}
+    ok(editlens("ingest", corpus_file, cwd=tmp_path, env=env))
+    assert db.exists()
+    assert not (tmp_path / "editlens.duckdb").exists()
+    assert "small" in ok(editlens("info", cwd=tmp_path, env=env)).stdout
+    assert len(export_jsonl(db, tmp_path)) == 5
+
+
+def test_without_db_or_variable_the_store_is_in_the_working_directory(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    ok(editlens("ingest", corpus_file, cwd=tmp_path))
+    assert (tmp_path / "editlens.duckdb").exists()
+
+
+def test_reingesting_through_the_cli_changes_nothing(store: Path, corpus_file: Path) -> None:
+    before = snapshot(store)
+    ok(editlens("ingest", corpus_file, "--db", store, cwd=corpus_file.parent))
+    assert snapshot(store) == before
+
+
+def test_the_released_format_ingests_with_pairs(tmp_path: Path) -> None:
+    path = tmp_path / "deleted.jsonl"
+    path.write_text(json.dumps(ROW) + "\n", encoding="utf-8")
+    db = tmp_path / "store.duckdb"
+    result = ok(editlens("ingest", path, "--pairs", "--db", db, cwd=tmp_path))
+    assert "pairs" in result.stdout
+    records = export_jsonl(db, tmp_path, "deleted")
+    assert [(r["id"], r["label"]) for r in records] == [("5.2", True), ("5.2/edited", False)]
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+LINE = json.dumps(ROW)
+BAD_FILES: dict[str, tuple[str, bytes, str | None]] = {
+    # case: (file name, content, the location the error must name besides the file)
+    "unclosed-tag": ("bad.xml", b'<xml>\n<sentence sid="1.1">ok\n</xml>\n', "line 3"),
+    "wrong-root": ("bad.xml", b'<doc><sentence sid="1.1">x</sentence></doc>', None),
+    "not-xml": ("bad.xml", b"just some words\n", "line 1"),
+    "empty": ("bad.xml", b"", "line 1"),
+    "non-utf8-xml": ("bad.xml", b'<xml><sentence sid="1.1">caf\xe9</sentence></xml>', "line 1"),
+    "non-utf8-jsonl": ("deleted.jsonl", (LINE + "\n").encode() + b"\xff\xfe\n", "line 2"),
+    "jsonl-not-json": ("deleted.jsonl", f"{LINE}\n{{oops\n".encode(), "line 2"),
+    "jsonl-lacks-field": ("deleted.jsonl", f'{LINE}\n{{"id": "7.1"}}\n'.encode(), "line 2"),
+    "jsonl-word-not-in-sent": (
+        "deleted.jsonl",
+        json.dumps(dict(ROW, words=["[CLS]", "zzz", "[SEP]"])).encode(),
+        "id 5.2",
+    ),
+}
+PROGRESS_BAR_BUG = pytest.mark.xfail(
+    strict=True,
+    reason="cli.py: the rich progress bar on stderr renders a final bar line when ingest fails, "
+    "so stderr has two lines (bar + error); fix: Progress(..., disable=not err.is_terminal, "
+    "transient=True) in progress_bar()",
+)
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], path: Path, where: str | None) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert str(path) in result.stderr
+    if where is not None:
+        assert where in result.stderr
+    assert result.stdout == ""
+
+
+@dataclass
+class BadRun:
+    """One refused ingest: the input, what the error must name, the result, the store around it."""
+
+    path: Path
+    where: str | None
+    result: subprocess.CompletedProcess[str]
+    before: dict[str, list[tuple[Any, ...]]]
+    after: dict[str, list[tuple[Any, ...]]]
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BadRun]:
+    """Every bad-input case ingested once, side by side, each into its own copy of a store."""
+    root = tmp_path_factory.mktemp("bad")
+    template = make_store(root)
+    cases: dict[str, tuple[Path, str | None, Path]] = {}
+    for case, (name, content, where) in {
+        **BAD_FILES,
+        "missing-path": ("absent.xml", None, None),
+    }.items():
+        folder = root / case
+        folder.mkdir()
+        path = folder / name
+        if content is not None:
+            path.write_bytes(content)
+        db = folder / "store.duckdb"
+        shutil.copy(template, db)
+        cases[case] = (path, where, db)
+    before = {case: snapshot(db) for case, (_, _, db) in cases.items()}
+    results = editlens_all(
+        [("ingest", path, "--corpus", "small", "--db", db) for path, _, db in cases.values()], root
+    )
+    return {
+        case: BadRun(path, where, result, before[case], snapshot(db))
+        for (case, (path, where, db)), result in zip(cases.items(), results, strict=True)
+    }
+
+
+BAD_CASES = [*sorted(BAD_FILES), "missing-path"]
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_a_bad_input_fails_naming_the_file_without_a_traceback(
+    bad_runs: dict[str, BadRun], case: str
+) -> None:
+    run = bad_runs[case]
+    assert_refused(run.result, run.path, run.where)
+
+
+@pytest.mark.parametrize("case", BAD_CASES)
+def test_a_bad_input_leaves_the_store_unchanged(bad_runs: dict[str, BadRun], case: str) -> None:
+    run = bad_runs[case]
+    assert run.after == run.before
+    assert len(run.after["examples"]) == 5
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=PROGRESS_BAR_BUG) for c in BAD_CASES])
+def test_a_bad_input_gives_exactly_one_line_on_stderr(
+    bad_runs: dict[str, BadRun], case: str
+) -> None:
+    stderr = bad_runs[case].result.stderr
+    assert len(stderr.splitlines()) == 1, stderr
+
+
+def test_a_missing_input_path_says_so(bad_runs: dict[str, BadRun]) -> None:
+    assert "no such file" in bad_runs["missing-path"].result.stderr
+
+
+def test_a_large_ingest_failing_half_way_leaves_none_of_its_rows(
+    tmp_path: Path, store: Path
+) -> None:
+    """More sentences than one write chunk (10,000), then a broken tag: the first chunk is undone."""
+    path = tmp_path / "large.xml"
+    with path.open("w", encoding="utf-8") as out:
+        out.write("<xml>\n")
+        for i in range(10_200):  # ids 1.1 .. overlap the stored corpus, with other text
+            out.write(
+                f'<sentence sid="{i // 10}.{i % 10}">Changed<del>,</del> text {i}.</sentence>\n'
+            )
+        out.write('<sentence sid="x">broken\n</xml>\n')
+    before = snapshot(store)
+    result = editlens("ingest", path, "--corpus", "small", "--db", store, cwd=tmp_path)
+    assert_refused(result, path, "line 10203")
+    assert snapshot(store) == before
+
+
+STORE_COMMANDS = {
+    "ingest": ("ingest", "small.xml"),
+    "info": ("info",),
+    "export": ("export", "--corpus", "small"),
+}
+
+
+def refusals(store: Path, cwd: Path) -> dict[str, tuple[Path, subprocess.CompletedProcess[str]]]:
+    """Each command against its own copy of ``store`` (side by side: DuckDB locks a file per process)."""
+    copies = {}
+    for name in STORE_COMMANDS:
+        copies[name] = cwd / f"{name}-{store.name}"
+        shutil.copy(store, copies[name])
+    commands = [(*args, "--db", copies[name]) for name, args in STORE_COMMANDS.items()]
+    results = editlens_all(commands, cwd)
+    return {
+        name: (copies[name], result) for name, result in zip(STORE_COMMANDS, results, strict=True)
+    }
+
+
+def test_a_store_that_is_not_duckdb_is_refused_and_left_alone(
+    tmp_path: Path, corpus_file: Path
+) -> None:
+    db = tmp_path / "notes.duckdb"
+    db.write_bytes(b"my notes, not a database\n" * 50)
+    content = db.read_bytes()
+    for name, (copy, result) in refusals(db, tmp_path).items():
+        assert_refused(result, copy, None)
+        assert "not a DuckDB file" in result.stderr
+        assert len(result.stderr.splitlines()) == 1, (name, result.stderr)
+        assert copy.read_bytes() == content
+
+
+def test_a_store_with_a_newer_schema_is_refused_and_left_unchanged(
+    tmp_path: Path, store: Path, corpus_file: Path
+) -> None:
+    con = duckdb.connect(str(store))
+    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION + 1)])
+    con.close()
+    before = snapshot(store)
+    for name, (copy, result) in refusals(store, tmp_path).items():
+        assert_refused(result, copy, None)
+        assert "newer" in result.stderr
+        assert len(result.stderr.splitlines()) == 1, (name, result.stderr)
+        assert snapshot(copy) == before
+
+
+def test_exporting_an_unknown_corpus_is_a_one_line_error(store: Path, tmp_path: Path) -> None:
+    result = editlens("export", "--corpus", "nope", "--db", store, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "'nope'" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+
+
+def test_a_gzip_corpus_ingests_through_the_cli(tmp_path: Path) -> None:
+    path = tmp_path / "packed.xml.gz"
+    path.write_bytes(gzip.compress(XML.encode()))
+    db = tmp_path / "store.duckdb"
+    ok(editlens("ingest", path, "--db", db, cwd=tmp_path))
+    assert len(export_jsonl(db, tmp_path, "packed")) == 5
