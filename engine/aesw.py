@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from xml.parsers import expat
 
 from engine.corpus import Example, tokenize_words, words_around, words_touching
 from engine.errors import InputError
@@ -12,6 +13,8 @@ from engine.sources import Source
 
 ROOT_TAG = "xml"
 _FIX = "expected AESW 2016 XML: an <xml> root holding <sentence sid=...> elements"
+_FIX_TOKEN = "save the file as UTF-8 (or declare its encoding) and escape & and < in text"
+_INVALID_TOKEN = expat.errors.codes[expat.errors.XML_ERROR_INVALID_TOKEN]
 
 
 @dataclass
@@ -57,7 +60,9 @@ def read_aesw(source: Source) -> Iterator[Example]:
     except ET.ParseError as error:
         line, column = error.position
         problem = f"not well-formed XML ({str(error).split(':')[0]}, column {column})"
-        raise InputError(source.path, f"line {line}", problem, _FIX) from None
+        # expat reports bytes that are not UTF-8 as an "invalid token": say what usually fixes it.
+        fix = _FIX_TOKEN if error.code == _INVALID_TOKEN else _FIX
+        raise InputError(source.path, f"line {line}", problem, fix) from None
 
 
 def _example(source: Source, element: ET.Element, index: int) -> Example:

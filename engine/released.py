@@ -75,6 +75,8 @@ def _parse(source: Source, line_number: int, line: str) -> dict:
         raise InputError(source.path, where, "is not a JSON object", _FIX)
     missing = [name for name in FIELDS if name not in row]
     if missing:
+        if "id" in row:  # name the row too: ids are how users find a line in a big file
+            where += f" (id {row['id']})"
         raise InputError(source.path, where, f"lacks field {', '.join(missing)}", _FIX)
     return row
 

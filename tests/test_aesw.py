@@ -305,3 +305,10 @@ def test_reading_stays_in_constant_memory_whatever_the_file_size(tmp_path: Path)
     assert (small_count, large_count) == (5_000, 20_000)
     assert large_peak < 3 * 2**20
     assert large_peak < small_peak * 1.5 + 256 * 2**10
+
+
+def test_non_utf8_bytes_in_xml_suggest_saving_as_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.xml"
+    path.write_bytes(b'<xml>\n<sentence sid="1.1">caf\xe9 au lait.</sentence>\n</xml>\n')
+    with pytest.raises(InputError, match=r"latin1\.xml:line 2: .*save the file as UTF-8"):
+        read(path)

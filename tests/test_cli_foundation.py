@@ -217,7 +217,11 @@ BAD_FILES: dict[str, tuple[str, bytes, str | None]] = {
     "non-utf8-xml": ("bad.xml", b'<xml><sentence sid="1.1">caf\xe9</sentence></xml>', "line 1"),
     "non-utf8-jsonl": ("deleted.jsonl", (LINE + "\n").encode() + b"\xff\xfe\n", "line 2"),
     "jsonl-not-json": ("deleted.jsonl", f"{LINE}\n{{oops\n".encode(), "line 2"),
-    "jsonl-lacks-field": ("deleted.jsonl", f'{LINE}\n{{"id": "7.1"}}\n'.encode(), "line 2"),
+    "jsonl-lacks-field": (
+        "deleted.jsonl",
+        f'{LINE}\n{{"id": "7.1"}}\n'.encode(),
+        "line 2 (id 7.1): lacks field sent",
+    ),
     "jsonl-word-not-in-sent": (
         "deleted.jsonl",
         json.dumps(dict(ROW, words=["[CLS]", "zzz", "[SEP]"])).encode(),

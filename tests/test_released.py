@@ -142,7 +142,10 @@ def test_kind_comes_from_the_file_name() -> None:
     [
         ([json.dumps(ROW_5_2), "not json at all"], "line 2: is not JSON"),
         ([json.dumps(ROW_5_2), "[1, 2]"], "line 2: is not a JSON object"),
-        ([json.dumps({k: v for k, v in ROW_5_2.items() if k != "best_words"})], "line 1: lacks"),
+        (
+            [json.dumps({k: v for k, v in ROW_5_2.items() if k != "best_words"})],
+            "line 1 (id 5.2): lacks",
+        ),
         ([json.dumps(dict(ROW_5_2, words=["[CLS]", "nope", "[SEP]"]))], "line 1 (id 5.2)"),
         ([json.dumps(dict(ROW_5_2, best_words=[0]))], "line 1 (id 5.2)"),
         ([json.dumps(dict(ROW_5_2, sent=None))], "line 1 (id 5.2)"),
