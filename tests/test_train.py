@@ -1,0 +1,330 @@
+"""Fine-tuning on a tiny corpus with the real model: checkpoints, determinism, resume, refusals."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine.corpus import PLACEHOLDERS, Example, tokenize_words
+from engine.errors import EditlensError
+from engine.store import Store, examples_to_arrow
+from engine.train import (
+    BEST,
+    LAST,
+    STATE_FILE,
+    TrainProgress,
+    TrainResult,
+    TrainSpec,
+    _atomic_dir,
+    _recover,
+    comparable,
+    run_id_for,
+    train,
+)
+
+SUBJECTS = ["The method", "Our model", "This result", "The proof", "Each sample", "The bound"]
+VERBS = ["converges quickly", "holds for _MATH_", "follows from _REF_", "improves on _CITE_"]
+TAILS = ["in practice.", "as expected.", "for large _MATH_.", "in all cases."]
+
+
+def sentence(i: int, doubled: bool) -> Example:
+    """Unedited sentences are clean; those that need an edit repeat a word ('the the')."""
+    subject, verb, tail = list(itertools.product(SUBJECTS, VERBS, TAILS))[i % 96]
+    words = f"{subject} {verb} {tail}".split(" ")
+    if doubled:
+        at = i % (len(words) - 1)
+        words.insert(at, words[at])
+    text = " ".join(words)
+    tokens, starts, ends = tokenize_words(text)
+    return Example(
+        id=f"{i:04d}",
+        text=text,
+        words=tuple(tokens),
+        starts=tuple(starts),
+        ends=tuple(ends),
+        label=doubled,
+        rationale=(1,) if doubled else (),
+        kind="deleted" if doubled else "none",
+    )
+
+
+def corpus(train: int = 48, dev: int = 16, *, flip_dev: bool = False) -> list[Example]:
+    """Balanced train and dev splits; ``flip_dev`` swaps the dev labels so dev loss must rise."""
+    examples = []
+    for i in range(train + dev):
+        example = sentence(i, doubled=i % 2 == 0)
+        split = "train" if i < train else "dev"
+        label = example.label != (flip_dev and split == "dev")
+        examples.append(dataclasses.replace(example, split=split, label=label))
+    return examples
+
+
+def make_store(path: Path, name: str, examples: list[Example]) -> Path:
+    with Store(path) as store:
+        store.write_examples(name, [examples_to_arrow(name, examples)])
+    return path
+
+
+def train_runs(db: Path) -> list[str]:
+    with Store(db, read_only=True) as store:
+        return [run.id for run in store.runs(kind="train")]
+
+
+TINY = TrainSpec(corpus="tiny", epochs=2, batch_size=16, max_length=32, lr=1e-4, patience=5)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainResult]:
+    """One uninterrupted two-epoch run, shared by the tests that compare against it."""
+    root = tmp_path_factory.mktemp("reference")
+    db = make_store(root / "store.duckdb", "tiny", corpus())
+    return db, train(db, dataclasses.replace(TINY, out=root / "ckpt"))
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return make_store(tmp_path / "store.duckdb", "tiny", corpus())
+
+
+# --- the checkpoint ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_best_checkpoint_is_safetensors_and_nothing_pickled(
+    reference: tuple[Path, TrainResult],
+) -> None:
+    _, result = reference
+    files = {p.name for p in result.checkpoint.iterdir()}
+    assert "model.safetensors" in files and "config.json" in files
+    everything = [p.name for p in result.checkpoint.parent.rglob("*") if p.is_file()]
+    assert not [n for n in everything if n.endswith((".bin", ".pt", ".pth", ".pkl", ".pickle"))]
+    assert (result.checkpoint.parent / LAST / "optimizer.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_the_best_checkpoint_loads_with_its_placeholder_tokens(
+    reference: tuple[Path, TrainResult],
+) -> None:
+    from engine.models import load_model
+
+    _, result = reference
+    loaded = load_model(str(result.checkpoint))
+    assert loaded.meta["model"] == "minilm" and loaded.meta["corpus"] == "tiny"
+    assert loaded.meta["epoch"] == result.best_epoch
+    for placeholder in PLACEHOLDERS:
+        ids = loaded.tokenizer(placeholder, add_special_tokens=False)["input_ids"]
+        assert ids == [loaded.tokenizer.convert_tokens_to_ids(placeholder)]
+    assert loaded.model.get_input_embeddings().num_embeddings == len(loaded.tokenizer)
+
+
+@pytest.mark.slow
+def test_the_history_has_losses_and_dev_figures_for_every_epoch(
+    reference: tuple[Path, TrainResult],
+) -> None:
+    _, result = reference
+    assert [row["epoch"] for row in result.history] == [1, 2]
+    for row in result.history:
+        assert {"train_loss", "dev_loss", "dev_accuracy", "dev_f1", "examples_per_s"} <= row.keys()
+        assert row["dev_n"] == 16 and row["examples_per_s"] > 0
+    assert result.resumed_from_epoch == 0
+    best = min(result.history, key=lambda row: row["dev_loss"])
+    assert result.best_epoch == best["epoch"]
+
+
+# --- determinism and resume ----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_same_spec_gives_the_same_losses(
+    reference: tuple[Path, TrainResult], tmp_path: Path
+) -> None:
+    db, first = reference
+    second = train(db, dataclasses.replace(TINY, out=tmp_path / "again"))
+    assert second.run_id == first.run_id
+    assert comparable(second.history) == comparable(first.history)
+
+
+def interrupt_in_epoch(epoch: int) -> Callable[[TrainProgress], None]:
+    def on_progress(progress: TrainProgress) -> None:
+        if progress.epoch == epoch and progress.step == 2:
+            raise KeyboardInterrupt
+
+    return on_progress
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(
+    reference: tuple[Path, TrainResult], tmp_path: Path
+) -> None:
+    db, uninterrupted = reference
+    spec = dataclasses.replace(TINY, out=tmp_path / "ckpt")
+    with pytest.raises(KeyboardInterrupt):
+        train(db, spec, interrupt_in_epoch(2))
+    state = json.loads((tmp_path / "ckpt" / LAST / STATE_FILE).read_text())
+    assert state["epoch"] == 1
+    resumed = train(db, spec)
+    assert resumed.resumed_from_epoch == 1
+    # Bit for bit: weights, AdamW moments, scheduler and dropout RNG all come back from last/.
+    # Only the timings (examples_per_s, seconds) differ.
+    assert comparable(resumed.history) == comparable(uninterrupted.history)
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_run_trains_nothing_and_records_it_again(
+    reference: tuple[Path, TrainResult],
+) -> None:
+    db, first = reference
+    again = train(db, dataclasses.replace(TINY, out=first.checkpoint.parent))
+    assert again.resumed_from_epoch == 2
+    assert again.history == first.history
+    assert train_runs(db).count(first.run_id) == 1
+
+
+# --- early stopping and the store ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_training_stops_when_the_dev_loss_rises(tmp_path: Path) -> None:
+    db = make_store(tmp_path / "store.duckdb", "flipped", corpus(flip_dev=True))
+    spec = TrainSpec(corpus="flipped", epochs=4, max_length=32, lr=2e-4, warmup=0, patience=0)
+    result = train(db, dataclasses.replace(spec, out=tmp_path / "ckpt"))
+    losses = [row["dev_loss"] for row in result.history]
+    # Learning the train labels is unlearning the flipped dev labels: epoch 2 is worse.
+    assert len(losses) == 2 and losses[1] > losses[0]
+    assert result.best_epoch == 1
+
+
+@pytest.mark.slow
+def test_the_run_appears_in_the_store_only_when_training_completes(db: Path) -> None:
+    spec = dataclasses.replace(TINY, epochs=1)
+    seen_during: list[list[str]] = []
+
+    def watch(progress: TrainProgress) -> None:
+        if progress.step == 1:
+            seen_during.append(train_runs(db))
+
+    with pytest.raises(KeyboardInterrupt):
+        train(db, spec, interrupt_in_epoch(1))
+    assert train_runs(db) == []
+    result = train(db, spec, watch)
+    assert seen_during == [[]]
+    with Store(db, read_only=True) as store:
+        run = store.get_run(result.run_id)
+    assert run.kind == "train" and run.model == "minilm+ft:tiny" and run.split == "train"
+    assert run.checkpoint == str(result.checkpoint) and run.layers == 6 and run.heads == 12
+    assert run.metrics["best_epoch"] == 1 and len(run.metrics["history"]) == 1
+    assert run.metrics["dev"]["f1"] == run.metrics["f1"] == result.history[0]["dev_f1"]
+    assert run.config["epochs"] == 1 and run.config["corpus"] == "tiny"
+    assert result.checkpoint == db.parent / "checkpoints" / result.run_id / BEST
+
+
+@pytest.mark.slow
+def test_bucketed_and_max_padded_batches_both_train(db: Path, tmp_path: Path) -> None:
+    spec = dataclasses.replace(TINY, epochs=1, pad_to_max=True, out=tmp_path / "padded")
+    padded = train(db, spec)
+    assert padded.history[0]["examples_per_s"] > 0
+    assert padded.run_id != run_id_for(dataclasses.replace(spec, pad_to_max=False))
+
+
+# --- refusals ------------------------------------------------------------------------------------
+
+
+def refused(db: Path, spec: TrainSpec, message: str) -> None:
+    before = sorted(p.name for p in db.parent.iterdir())
+    with pytest.raises(EditlensError, match=message) as error:
+        train(db, spec)
+    assert "\n" not in str(error.value)
+    assert sorted(p.name for p in db.parent.iterdir()) == before
+    assert train_runs(db) == []
+
+
+def test_a_corpus_that_is_not_in_the_store_is_refused(db: Path) -> None:
+    refused(db, TrainSpec(corpus="nope"), "corpus 'nope' is not in")
+
+
+def test_a_corpus_without_train_examples_is_refused(tmp_path: Path) -> None:
+    only_dev = [dataclasses.replace(e, split="dev") for e in corpus(4, 0)]
+    db = make_store(tmp_path / "store.duckdb", "devonly", only_dev)
+    refused(db, TrainSpec(corpus="devonly"), "corpus devonly has no train examples")
+
+
+def test_a_train_split_of_edited_sentences_only_is_refused(tmp_path: Path) -> None:
+    edited = [e for e in corpus(8, 4) if e.label]
+    db = make_store(tmp_path / "store.duckdb", "edits", edited)
+    refused(db, TrainSpec(corpus="edits"), "only 'needs edit' examples.*ingest --pairs")
+
+
+def test_a_train_split_of_unedited_sentences_only_is_refused(tmp_path: Path) -> None:
+    clean = [e for e in corpus(8, 4) if not e.label]
+    db = make_store(tmp_path / "store.duckdb", "clean", clean)
+    refused(db, TrainSpec(corpus="clean"), "only unedited examples")
+
+
+def test_a_corpus_without_dev_examples_is_refused(tmp_path: Path) -> None:
+    db = make_store(tmp_path / "store.duckdb", "nodev", corpus(8, 0))
+    refused(db, TrainSpec(corpus="nodev"), "no dev examples")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"epochs": 0}, "epochs must be at least 1"),
+        ({"batch_size": 0}, "batch size"),
+        ({"lr": 0.0}, "learning rate"),
+        ({"warmup": 1.0}, "warm-up"),
+        ({"patience": -1}, "patience"),
+    ],
+)
+def test_impossible_settings_are_refused(db: Path, change: dict, message: str) -> None:
+    refused(db, dataclasses.replace(TrainSpec(corpus="tiny"), **change), message)
+
+
+def test_a_checkpoint_directory_of_another_spec_is_refused(db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ckpt"
+    (out / LAST).mkdir(parents=True)
+    other = {"identity": {"corpus": "else"}, "run_id": "train-x"}
+    (out / LAST / STATE_FILE).write_text(json.dumps(other))
+    with pytest.raises(EditlensError, match="another training run"):
+        train(db, TrainSpec(corpus="tiny", out=out))
+
+
+# --- atomic state directories (no model needed) --------------------------------------------------
+
+
+def test_the_run_id_depends_on_the_spec_but_not_on_the_checkpoint_directory() -> None:
+    spec = TrainSpec(corpus="My Corpus")
+    assert run_id_for(spec) == run_id_for(dataclasses.replace(spec, out=Path("/elsewhere")))
+    assert run_id_for(spec) != run_id_for(dataclasses.replace(spec, seed=14))
+    assert run_id_for(spec).startswith("train-minilm-my-corpus-")
+
+
+def test_a_kill_while_writing_a_state_leaves_the_previous_one(tmp_path: Path) -> None:
+    target = tmp_path / LAST
+
+    def write(text: str) -> Callable[[Path], None]:
+        def writer(directory: Path) -> None:
+            directory.mkdir()
+            (directory / STATE_FILE).write_text(text)
+            if text == "killed":
+                raise KeyboardInterrupt
+
+        return writer
+
+    _atomic_dir(target, write("one"))
+    with pytest.raises(KeyboardInterrupt):
+        _atomic_dir(target, write("killed"))
+    _recover(tmp_path)
+    assert (target / STATE_FILE).read_text() == "one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LAST]
+
+
+def test_a_kill_between_the_renames_puts_the_previous_state_back(tmp_path: Path) -> None:
+    (tmp_path / f".{LAST}.old").mkdir()
+    (tmp_path / f".{LAST}.old" / STATE_FILE).write_text("one")
+    _recover(tmp_path)
+    assert (tmp_path / LAST / STATE_FILE).read_text() == "one"
