@@ -175,7 +175,7 @@ class Store:
                     f"{self.path}: store schema {found} is newer than this editlens understands "
                     f"({SCHEMA_VERSION}); upgrade editlens or use another --db"
                 )
-            if found == SCHEMA_VERSION:
+            if found == SCHEMA_VERSION and read_only:
                 return
         elif tables:
             raise StoreError(
@@ -268,13 +268,11 @@ class Store:
             params={"corpus": corpus, "after": after, "rows": rows},
         ).to_arrow_table()
 
-    def copy_examples(self, corpus: str, batches: Iterable[pa.RecordBatch]) -> int:
-        """Bring examples from another store (an evaluation's own copy of what it reads)."""
-        return self.write_examples(corpus, (pa.Table.from_batches([b]) for b in batches))
-
     def run_labels(self, run_id: str) -> tuple[list[bool], list[bool]]:
         """Gold labels and predictions of a run, for its classification figures."""
-        rows = self._rows("SELECT label, pred FROM predictions WHERE run = ? ORDER BY example", [run_id])
+        rows = self._rows(
+            "SELECT label, pred FROM predictions WHERE run = ? ORDER BY example", [run_id]
+        )
         return [row[0] for row in rows], [row[1] for row in rows]
 
     def count_examples(self, corpus: str, splits: Sequence[str] | None = None) -> int:
@@ -429,7 +427,7 @@ class Store:
         "prob": "p.prob",
         "jaccard": "o.jaccard",
         "auprc": "o.auprc",
-        "length": "e.length",
+        "length": "p.seen_words",
     }
 
     def _browse(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
@@ -483,7 +481,7 @@ class Store:
             {"run": run_id},
         )
 
-    def _browse_where(
+    def _browse_parts(
         self,
         *,
         run: str,
@@ -495,61 +493,99 @@ class Store:
         kind: str | None = None,
         rationale: tuple[int, int] | None = None,
         search: str = "",
-    ) -> tuple[str, str, str, bool, dict[str, Any]]:
-        """(outcome condition, prediction condition, other conditions, needs examples, params)."""
+    ) -> dict[str, Any]:
+        """The pieces of a filtered query: conditions by dimension and their parameters."""
         if metric not in self.BROWSE_METRICS:
             raise ValueError(f"unknown outcome metric {metric!r}")
         if outcome not in self.BROWSE_OUTCOMES or prediction not in self.BROWSE_PREDICTIONS:
             raise ValueError(f"unknown outcome {outcome!r} or prediction {prediction!r}")
-        params: dict[str, Any] = {"run": run, "method": method, "layer": layer}
-        outcome_condition = {
-            "any": "TRUE",
-            "yes": f"o.{metric} IS TRUE",
-            "no": f"o.{metric} IS FALSE",
-            "unscorable": f"o.{metric} IS NULL",
-        }[outcome]
-        others = ["p.run = $run"]
+        corpus = self._browse("SELECT corpus FROM runs WHERE id = $run", {"run": run})
+        params: dict[str, Any] = {
+            "run": run,
+            "method": method,
+            "layer": layer,
+            "corpus": corpus.column(0)[0].as_py() if corpus.num_rows else "",
+        }
+        examples = []
         if kind:
-            others.append("e.kind = $kind")
+            examples.append("e.kind = $kind")
             params["kind"] = kind
         if rationale is not None:
-            others.append("e.rationale_size BETWEEN $rmin AND $rmax")
+            examples.append("len(e.rationale) BETWEEN $rmin AND $rmax")
             params["rmin"], params["rmax"] = rationale
         if search.strip():
-            others.append("contains(lower(e.text), $search)")
+            examples.append("contains(lower(e.text), $search)")
             params["search"] = search.strip().lower()
-        needs_examples = len(others) > 1
-        return (
-            outcome_condition,
-            self.BROWSE_PREDICTIONS[prediction],
-            " AND ".join(others),
-            needs_examples,
-            params,
-        )
+        return {
+            "params": params,
+            "metric": metric,
+            # unscorable = no outcome rows, which the store records as NOT p.scorable
+            "outcome": {
+                "any": "TRUE",
+                "yes": f"o.{metric} IS TRUE",
+                "no": f"o.{metric} IS FALSE",
+                "unscorable": "NOT p.scorable",
+            }[outcome],
+            "needs_outcomes": outcome in ("yes", "no"),
+            "prediction": self.BROWSE_PREDICTIONS[prediction],
+            "examples": " AND ".join(examples) or "TRUE",
+            "needs_examples": bool(examples),
+        }
 
-    _BROWSE_FROM = """
-        FROM predictions p
-        LEFT JOIN outcomes o ON o.run = $run AND o.method = $method AND o.layer = $layer
-             AND o.example = p.example
-        """
-    _BROWSE_EXAMPLES = """
-        JOIN (SELECT id, kind, text, len(words) AS length, len(rationale) AS rationale_size
-              FROM examples WHERE corpus = (SELECT corpus FROM runs WHERE id = $run)) e
-             ON e.id = p.example
-        """
+    @staticmethod
+    def _browse_from(outcomes: bool, examples: bool) -> str:
+        """predictions of $run, joined to its outcomes and examples only when a filter needs
+        them (joins on the text ids of a million rows are the expensive part)."""
+        query = "FROM predictions p"
+        if outcomes:
+            query += """
+                LEFT JOIN outcomes o ON o.run = $run AND o.method = $method
+                     AND o.layer = $layer AND o.example = p.example"""
+        if examples:
+            query += """
+                JOIN examples e ON e.corpus = $corpus AND e.id = p.example"""
+        return query + " WHERE p.run = $run"
+
+    @staticmethod
+    def _used(params: dict[str, Any], outcomes: bool, examples: bool) -> dict[str, Any]:
+        """DuckDB refuses parameters a query does not use: keep the ones the joins need."""
+        drop = set()
+        if not outcomes:
+            drop |= {"method", "layer"}
+        if not examples:
+            drop |= {"corpus"}
+        return {k: v for k, v in params.items() if k not in drop}
 
     def bucket_counts(self, **filters: Any) -> dict[str, int]:
         """Counts per outcome bucket and per prediction bucket under the other filters.
 
-        Outcome buckets honour the prediction filter and vice versa, so each line of counts says
-        what choosing that bucket would give. ``total`` is the number of rows the filter shows.
+        Outcome buckets honour the prediction filter and vice versa, so each count says what
+        choosing that bucket would show; ``total`` is the number of rows the filter shows.
         """
-        outcome, prediction, where, needs_examples, params = self._browse_where(**filters)
-        metric = filters.get("metric", "top3")
+        parts = self._browse_parts(**filters)
+        params, metric = parts["params"], parts["metric"]
+        if parts["prediction"] == "TRUE" and not parts["needs_examples"]:
+            interpretable = self._browse(
+                f"""
+                SELECT count(*) FILTER (WHERE {metric}) AS yes,
+                       count(*) FILTER (WHERE NOT {metric}) AS no
+                FROM outcomes WHERE run = $run AND method = $method AND layer = $layer
+                """,
+                {k: params[k] for k in ("run", "method", "layer")},
+            )
+        else:
+            interpretable = self._browse(
+                f"""
+                SELECT count(*) FILTER (WHERE o.{metric}) AS yes,
+                       count(*) FILTER (WHERE NOT o.{metric}) AS no
+                {self._browse_from(True, parts["needs_examples"])}
+                  AND {parts["prediction"]} AND {parts["examples"]}
+                """,
+                self._used(params, True, parts["needs_examples"]),
+            )
+        outcome, prediction = parts["outcome"], parts["prediction"]
         counts = {
-            "interpretable": f"{prediction} AND o.{metric} IS TRUE",
-            "not_interpretable": f"{prediction} AND o.{metric} IS FALSE",
-            "unscorable": f"{prediction} AND o.{metric} IS NULL",
+            "unscorable": f"{prediction} AND NOT p.scorable",
             **{
                 name: f"{outcome} AND {condition}"
                 for name, condition in self.BROWSE_PREDICTIONS.items()
@@ -558,11 +594,18 @@ class Store:
             "total": f"{outcome} AND {prediction}",
         }
         select = ", ".join(f"count(*) FILTER (WHERE {c}) AS {n}" for n, c in counts.items())
-        query = f"SELECT {select} {self._BROWSE_FROM}"
-        if needs_examples:
-            query += self._BROWSE_EXAMPLES
-        table = self._browse(f"{query} WHERE {where}", params)
-        return {name: int(table.column(name)[0].as_py() or 0) for name in counts}
+        table = self._browse(
+            f"""
+            SELECT {select}
+            {self._browse_from(parts["needs_outcomes"], parts["needs_examples"])}
+              AND {parts["examples"]}
+            """,
+            self._used(params, parts["needs_outcomes"], parts["needs_examples"]),
+        )
+        result = {name: int(table.column(name)[0].as_py() or 0) for name in counts}
+        result["interpretable"] = int(interpretable.column("yes")[0].as_py() or 0)
+        result["not_interpretable"] = int(interpretable.column("no")[0].as_py() or 0)
+        return result
 
     def example_page(
         self,
@@ -573,22 +616,35 @@ class Store:
         offset: int = 0,
         **filters: Any,
     ) -> pa.Table:
-        """One page of the filtered examples of a run, in a stable order (ties broken by id)."""
+        """One page of the filtered examples of a run, in a stable order (ties broken by id).
+
+        The page's keys are found first (joining only what the filter needs), then only those
+        rows are joined to their outcome and example."""
         if sort not in self.BROWSE_SORTS:
             raise ValueError(f"unknown sort {sort!r}")
-        outcome, prediction, where, _, params = self._browse_where(**filters)
-        metric = filters.get("metric", "top3")
-        order = f"{self.BROWSE_SORTS[sort]} {'DESC' if descending else 'ASC'} NULLS LAST"
+        parts = self._browse_parts(**filters)
+        params, metric = parts["params"], parts["metric"]
+        key = self.BROWSE_SORTS[sort]
+        order = f"{'DESC' if descending else 'ASC'} NULLS LAST"
         params.update(limit=int(limit), offset=int(offset))
         return self._browse(
             f"""
-            SELECT p.example AS id, e.kind, e.length, e.rationale_size AS rationale,
+            WITH keys AS (
+                SELECT p.example AS id, {key} AS sort_key
+                {self._browse_from(parts["needs_outcomes"] or key.startswith("o."), parts["needs_examples"])}
+                  AND {parts["outcome"]} AND {parts["prediction"]} AND {parts["examples"]}
+                ORDER BY sort_key {order}, p.example
+                LIMIT $limit OFFSET $offset
+            )
+            SELECT k.id, e.kind, len(e.words) AS length, len(e.rationale) AS rationale,
                    p.label, p.pred, p.prob, p.confidence, p.scorable,
                    o.{metric} AS interpretable, o.jaccard, o.auprc, e.text
-            {self._BROWSE_FROM} {self._BROWSE_EXAMPLES}
-            WHERE {where} AND {outcome} AND {prediction}
-            ORDER BY {order}, p.example
-            LIMIT $limit OFFSET $offset
+            FROM keys k
+            JOIN predictions p ON p.run = $run AND p.example = k.id
+            LEFT JOIN outcomes o ON o.run = $run AND o.method = $method AND o.layer = $layer
+                 AND o.example = k.id
+            JOIN examples e ON e.corpus = $corpus AND e.id = k.id
+            ORDER BY k.sort_key {order}, k.id
             """,
             params,
         )
@@ -597,22 +653,20 @@ class Store:
         self, *, batch_rows: int = 8192, **filters: Any
     ) -> Iterator[pa.RecordBatch]:
         """Every example the filter shows, with its prediction and outcomes, streamed for export."""
-        outcome, prediction, where, _, params = self._browse_where(**filters)
+        parts = self._browse_parts(**filters)
         cursor = self._con.cursor()
         try:
             reader = cursor.sql(
                 f"""
-                SELECT p.example AS id, e.kind, e.text, x.words, x.rationale, p.label, p.pred,
+                SELECT p.example AS id, e.kind, e.text, e.words, e.rationale, p.label, p.pred,
                        p.prob, p.confidence, p.scorable, $method AS method, $layer AS layer,
                        o.exact, o.top3, o.hit1, o.jaccard, o.jaccard50, o.token_f1, o.auprc,
                        o.comprehensiveness, o.sufficiency
-                {self._BROWSE_FROM} {self._BROWSE_EXAMPLES}
-                JOIN examples x ON x.corpus = (SELECT corpus FROM runs WHERE id = $run)
-                     AND x.id = p.example
-                WHERE {where} AND {outcome} AND {prediction}
+                {self._browse_from(True, True)}
+                  AND {parts["outcome"]} AND {parts["prediction"]} AND {parts["examples"]}
                 ORDER BY p.example
                 """,
-                params=params,
+                params=parts["params"],
             ).to_arrow_reader(batch_rows)
             yield from reader
         except duckdb.Error as error:

@@ -30,12 +30,61 @@ RUNS = (
 )
 T0 = datetime(2025, 1, 1, 9, 0, 0)
 
-_VOCAB = (
-    "the model we propose a method for estimating parameters of the network in this paper "
-    "results show that our approach is significant improvement over previous work on data "
-    "_MATH_ _CITE_ _REF_ equation follows from lemma hence proof theorem each layer attention "
-    "heads are computed as described section experiments were performed using standard settings"
-).split()
+_VOCAB = [
+    "the",
+    "model",
+    "we",
+    "propose",
+    "a",
+    "method",
+    "for",
+    "estimating",
+    "parameters",
+    "of",
+    "the",
+    "network",
+    "in",
+    "this",
+    "paper",
+    "results",
+    "show",
+    "that",
+    "our",
+    "approach",
+    "is",
+    "significant",
+    "improvement",
+    "over",
+    "previous",
+    "work",
+    "on",
+    "data",
+    "_MATH_",
+    "_CITE_",
+    "_REF_",
+    "equation",
+    "follows",
+    "from",
+    "lemma",
+    "hence",
+    "proof",
+    "theorem",
+    "each",
+    "layer",
+    "attention",
+    "heads",
+    "are",
+    "computed",
+    "as",
+    "described",
+    "section",
+    "experiments",
+    "were",
+    "performed",
+    "using",
+    "standard",
+    "settings",
+]
 
 
 def _sentences(rng: np.random.Generator, n: int) -> list[Example]:
@@ -210,21 +259,37 @@ def _run(run_id: str, model: str, corpus: str, metrics: dict[str, float], index:
     )
 
 
-def build_small(path: Path, n_examples: int = 60, seed: int = 7) -> Path:
-    """Two evaluate runs (fine-tuned and random-init baseline) over ``n_examples`` sentences."""
+def small_data(
+    n_examples: int = 60, seed: int = 7
+) -> tuple[list[Example], list[tuple[Run, dict[str, pa.Table]]]]:
+    """The small store's contents as Python and Arrow values (tests count from these)."""
     rng = np.random.default_rng(seed)
     examples = _sentences(rng, n_examples)
+    runs = []
+    for index, (run_id, model, focus, accuracy) in enumerate(RUNS):
+        tables, metrics = _run_tables(rng, run_id, focus, accuracy, examples)
+        runs.append((_run(run_id, model, CORPUS, metrics, index), tables))
+    return examples, runs
+
+
+def build_small(path: Path, n_examples: int = 60, seed: int = 7) -> Path:
+    """Two evaluate runs (fine-tuned and random-init baseline) over ``n_examples`` sentences."""
+    examples, runs = small_data(n_examples, seed)
     with Store(path) as store:
         store.write_examples(CORPUS, [examples_to_arrow(CORPUS, examples)])
-        for index, (run_id, model, focus, accuracy) in enumerate(RUNS):
-            tables, metrics = _run_tables(rng, run_id, focus, accuracy, examples)
-            _publish(store, _run(run_id, model, CORPUS, metrics, index), [tables], path.parent)
+        for run, tables in runs:
+            _publish(store, run, [tables], path.parent)
     return path
 
 
-def small_examples(seed: int = 7, n_examples: int = 60) -> list[Example]:
-    """The fixture's examples again (same seed, same sentences), for tests that count."""
-    return _sentences(np.random.default_rng(seed), n_examples)
+def build_staged_run(staging_path: Path, run_id: str = "ft-again", seed: int = 8) -> Path:
+    """A staging store holding one more run over the small store's examples, as a job leaves it."""
+    examples, _ = small_data()
+    tables, metrics = _run_tables(np.random.default_rng(seed), run_id, 0.9, 0.9, examples)
+    with Store(staging_path) as staging:
+        staging.write_chunk(tables)
+        staging.record_run(_run(run_id, "minilm+ft:again", CORPUS, metrics, 5))
+    return staging_path
 
 
 # -- the benchmark's million-example store ---------------------------------------------------
@@ -351,7 +416,9 @@ def _large_chunk(
     }
 
 
-def build_large(path: Path, n_examples: int = 1_000_000, chunk: int = 100_000, seed: int = 11) -> Path:
+def build_large(
+    path: Path, n_examples: int = 1_000_000, chunk: int = 100_000, seed: int = 11
+) -> Path:
     """One run over ``n_examples`` sentences with 10 method/layer rows each, through a staging
     store and ``merge_run`` like a real job."""
     rng = np.random.default_rng(seed)
