@@ -37,7 +37,8 @@ def progress_bar() -> Progress:
         TextColumn("{task.fields[detail]}"),
         TimeRemainingColumn(),
         console=err,
-        transient=False,
+        transient=True,  # the summary follows; an error must stay the only line on stderr
+        disable=not err.is_terminal,
     )
 
 

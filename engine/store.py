@@ -143,7 +143,11 @@ class Store:
             self._con = duckdb.connect(str(self.path), read_only=read_only)
         except duckdb.Error as error:
             raise StoreError(_open_problem(self.path, error)) from None
-        self._check_version(read_only)
+        try:
+            self._check_version(read_only)
+        except BaseException:
+            self._con.close()  # a refused store must not stay locked
+            raise
 
     def _rows(self, query: str, params: object = None) -> list[tuple[Any, ...]]:
         """Run a query to completion (DuckDB refuses new work while a result is half-read)."""
@@ -324,7 +328,12 @@ class Store:
 
     def merge_run(self, staging: Path, run_id: str) -> None:
         """Publish a run written to a staging store: all its rows appear at once, or none do."""
-        self._con.execute(f"ATTACH '{_quote(staging)}' AS staging (READ_ONLY)")
+        try:
+            self._con.execute(f"ATTACH '{_quote(staging)}' AS staging (READ_ONLY)")
+        except duckdb.Error as error:
+            raise StoreError(
+                f"{staging}: cannot open the staging store ({str(error).splitlines()[0]}); rerun the job"
+            ) from None
         try:
             with self.transaction():
                 self._delete_run_rows(run_id)

@@ -228,12 +228,6 @@ BAD_FILES: dict[str, tuple[str, bytes, str | None]] = {
         "id 5.2",
     ),
 }
-PROGRESS_BAR_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="cli.py: the rich progress bar on stderr renders a final bar line when ingest fails, "
-    "so stderr has two lines (bar + error); fix: Progress(..., disable=not err.is_terminal, "
-    "transient=True) in progress_bar()",
-)
 
 
 def assert_refused(result: subprocess.CompletedProcess[str], path: Path, where: str | None) -> None:
@@ -302,7 +296,7 @@ def test_a_bad_input_leaves_the_store_unchanged(bad_runs: dict[str, BadRun], cas
     assert len(run.after["examples"]) == 5
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=PROGRESS_BAR_BUG) for c in BAD_CASES])
+@pytest.mark.parametrize("case", BAD_CASES)
 def test_a_bad_input_gives_exactly_one_line_on_stderr(
     bad_runs: dict[str, BadRun], case: str
 ) -> None:

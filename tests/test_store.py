@@ -317,12 +317,6 @@ def test_write_chunk_refuses_a_table_that_is_not_a_run_table(db: Path) -> None:
         store.write_chunk({"examples": pa.table({"x": [1]})})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=duckdb.Error,
-    reason="store.py merge_run runs ATTACH outside its try: a missing or non-DuckDB staging file "
-    "leaks a raw duckdb.IOException instead of a StoreError",
-)
 @pytest.mark.parametrize("content", [None, b"not a database\n"], ids=["missing", "not-duckdb"])
 def test_merging_from_an_unusable_staging_file_is_a_store_error(
     tmp_path: Path, db: Path, content: bytes | None

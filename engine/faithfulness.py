@@ -1,0 +1,42 @@
+"""Comprehensiveness and sufficiency (ERASER): does the model's prediction rest on its top words?"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from engine.align import Encoded
+from engine.batching import bucketed, collate
+
+
+def without_and_only(encoded: Encoded, words: set[int]) -> tuple[list[int], list[int]]:
+    """Token ids with the given words removed, and with nothing but those words (specials kept)."""
+    without, only = [], []
+    for token, word in zip(encoded.input_ids, encoded.word_of_token, strict=True):
+        if word < 0 or word not in words:
+            without.append(token)
+        if word < 0 or word in words:
+            only.append(token)
+    return without, only
+
+
+def class_probabilities(
+    model: torch.nn.Module,
+    sequences: Sequence[list[int]],
+    classes: Sequence[int],
+    pad_id: int,
+    batch_size: int,
+) -> np.ndarray:
+    """p(classes[i] | sequences[i]) for every sequence, in length-bucketed batches."""
+    encoded = [Encoded(ids, [-1] * len(ids), 0, False) for ids in sequences]
+    probabilities = np.zeros(len(sequences), dtype=np.float64)
+    chosen = torch.tensor(list(classes), dtype=torch.long)
+    with torch.inference_mode():
+        for rows in bucketed([len(ids) for ids in sequences], batch_size):
+            batch = collate(encoded, rows, pad_id)
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+            picked = logits.softmax(dim=-1).gather(1, chosen[rows].unsqueeze(1)).squeeze(1)
+            probabilities[rows] = picked.double().numpy()
+    return probabilities
