@@ -91,11 +91,12 @@ class EditlensApp(App[None]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        rows = []
-        for key, active in self.screen.active_bindings.items():
-            binding = active.binding
-            if binding.description and active.node in (self.screen, self):
-                rows.append((key_label(key), binding.description, ""))
+        rows = [
+            (key_label(binding.key), binding.description, "")
+            for node in (self.screen, self)
+            for binding in node.BINDINGS
+            if isinstance(binding, Binding) and binding.description
+        ]
         rows.sort(key=lambda row: row[1].lower())
         title = type(self.screen).__name__.replace("Screen", "").lower() or "app"
         self.push_screen(HelpScreen(rows, title))

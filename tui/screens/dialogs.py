@@ -76,6 +76,7 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
     """Where to write the current filtered examples, and in which format."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]  # noqa: RUF012
+    AUTO_FOCUS = "#path"
     DEFAULT_CSS = """
     ExportScreen { align: center middle; }
     ExportScreen > Vertical {
