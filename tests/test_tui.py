@@ -36,7 +36,7 @@ def data() -> tuple[list[Example], dict]:
 
 def expected(data, run: str, method: str = "attention", layer: int = 6, metric: str = "top3"):
     """Bucket counts computed in Python from the rows the fixture wrote (no SQL involved)."""
-    examples, tables = data
+    _, tables = data
     preds = tables[run]["predictions"].to_pylist()
     outcomes = {
         o["example"]: o[metric]

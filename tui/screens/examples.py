@@ -38,7 +38,7 @@ PREDICTION_LABELS = {
     "tn": "TN",
 }
 OUTCOME_LABELS = {
-    "any": "outcome: any",
+    "any": "any outcome",
     "yes": "interpretable",
     "no": "not interpretable",
     "unscorable": "unscorable",
@@ -85,7 +85,13 @@ class ExamplesScreen(Screen):
     DEFAULT_CSS = """
     ExamplesScreen .bar { height: 1; padding: 0 1; }
     ExamplesScreen .bar Select { width: 1fr; margin-right: 1; }
-    ExamplesScreen .bar Input { width: 2fr; }
+    ExamplesScreen .bar #layer { width: 12; }
+    ExamplesScreen .bar #metric { width: 20; }
+    ExamplesScreen .bar #outcome { width: 21; }
+    ExamplesScreen .bar #prediction { width: 13; }
+    ExamplesScreen .bar #kind { width: 14; }
+    ExamplesScreen .bar #rationale { width: 10; }
+    ExamplesScreen .bar Input { width: 1fr; }
     ExamplesScreen #counts { height: auto; padding: 0 1; background: $boost; }
     ExamplesScreen #table { height: 1fr; }
     ExamplesScreen #status { height: 1; padding: 0 1; color: $text-muted; }
@@ -139,7 +145,7 @@ class ExamplesScreen(Screen):
         yield Header()
         with Horizontal(classes="bar"):
             yield Select(
-                [(f"run: {r['model']}", r["id"]) for r in self._runs],
+                [(r["model"], r["id"]) for r in self._runs],
                 value=f.run,
                 allow_blank=False,
                 compact=True,
@@ -185,7 +191,7 @@ class ExamplesScreen(Screen):
                 id="kind",
             )
             yield Select(
-                [(f"R size: {s}" if s == "any" else f"R size {s}", s) for s in RATIONALE_SIZES],
+                [(f"|R| {s}", s) for s in RATIONALE_SIZES],
                 value=f.rationale,
                 allow_blank=False,
                 compact=True,

@@ -177,8 +177,8 @@ class RunsScreen(Screen):
         methods = sorted({row["method"] for row in values})
         n = max((row["n"] for row in values), default=0)
         self.query_one("#matrix-title", Label).update(
-            f"Runs × methods: mean {self.matrix_metric} at each method's best layer "
-            f"({self.population}, N≤{n:,})  t: metric  f: population"
+            f"Runs × methods · mean {self.matrix_metric} at the best layer · "
+            f"{self.population} · N≤{n:,}"
         )
         table.add_column("model", key="model")
         for method in methods:

@@ -1,0 +1,75 @@
+"""SVG snapshots of the TUI's screens at 80x24 and at a larger size (pytest-textual-snapshot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tui_fixture import build_small
+
+from tui.app import EditlensApp
+
+SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_small(tmp_path_factory.mktemp("snap") / "store.duckdb")
+
+
+async def settle(pilot) -> None:
+    for _ in range(2):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+def app_for(db: Path) -> EditlensApp:
+    app = EditlensApp(db)
+    app.theme = "textual-dark"
+    return app
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_runs_screen(snap_compare, db: Path, size: str) -> None:
+    assert snap_compare(app_for(db), terminal_size=SIZES[size], run_before=settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_examples_screen(snap_compare, db: Path, size: str) -> None:
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("s")  # by confidence, most confident first
+        await settle(pilot)
+
+    assert snap_compare(app_for(db), terminal_size=SIZES[size], run_before=before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_example_screen(snap_compare, db: Path, size: str) -> None:
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+
+    assert snap_compare(app_for(db), terminal_size=SIZES[size], run_before=before)
+
+
+def test_help_screen(snap_compare, db: Path) -> None:
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+
+    assert snap_compare(app_for(db), terminal_size=(80, 24), run_before=before)
+
+
+def test_missing_store_screen(snap_compare, tmp_path: Path) -> None:
+    app = EditlensApp(Path("missing.duckdb"))
+    app.theme = "textual-dark"
+    assert snap_compare(app, terminal_size=(80, 24))
