@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -30,7 +30,11 @@ class Context:
     predicted: torch.Tensor  # (batch,) predicted class
     to_words: torch.Tensor  # (batch, tokens, words) one-hot token -> word
     seed: int = 0
-    ig_steps: int = 20
+    ig_steps: int = 16
+    cache: dict[str, Any] = field(default_factory=dict)  # work shared by methods within a batch
+
+
+IG_ROWS_PER_PASS = 128  # integrated-gradient steps are stacked up to this many rows per pass
 
 
 class Method(Protocol):
@@ -102,20 +106,31 @@ class Rollout:
         return torch.stack(rows, dim=1) @ ctx.to_words
 
 
-def _embedding_gradients(
-    ctx: Context, embeddings: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gradient of the predicted class' logit w.r.t. input embeddings, and the embeddings."""
+def _embedding_gradients(ctx: Context, embeddings: torch.Tensor, repeats: int = 1) -> torch.Tensor:
+    """Gradient of the predicted class' logit w.r.t. input embeddings: (rows, tokens, dim).
+
+    ``embeddings`` may stack ``repeats`` copies of the batch (integrated-gradient steps), so
+    several steps share one forward and backward pass.
+    """
     with torch.enable_grad():
         embeddings = embeddings.detach().requires_grad_(True)
-        logits = ctx.model(inputs_embeds=embeddings, attention_mask=ctx.batch.attention_mask).logits
-        chosen = logits.gather(1, ctx.predicted.unsqueeze(1)).sum()
+        mask = ctx.batch.attention_mask.repeat(repeats, 1)
+        logits = ctx.model(inputs_embeds=embeddings, attention_mask=mask).logits
+        chosen = logits.gather(1, ctx.predicted.repeat(repeats).unsqueeze(1)).sum()
         (gradient,) = torch.autograd.grad(chosen, embeddings)
-    return gradient, embeddings.detach()  # (batch, tokens, dim) each
+    return gradient
 
 
 def _input_embeddings(ctx: Context) -> torch.Tensor:
-    return ctx.model.get_input_embeddings()(ctx.batch.input_ids)
+    return ctx.model.get_input_embeddings()(ctx.batch.input_ids).detach()  # (batch, tokens, dim)
+
+
+def _input_gradients(ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient at the input and the input embeddings, computed once per batch for all methods."""
+    if "input_gradients" not in ctx.cache:
+        embeddings = _input_embeddings(ctx)
+        ctx.cache["input_gradients"] = (_embedding_gradients(ctx, embeddings), embeddings)
+    return ctx.cache["input_gradients"]
 
 
 class Gradient:
@@ -127,7 +142,7 @@ class Gradient:
     needs_gradients = True
 
     def scores(self, ctx: Context) -> torch.Tensor:
-        gradient, _ = _embedding_gradients(ctx, _input_embeddings(ctx))
+        gradient, _ = _input_gradients(ctx)
         return gradient.norm(dim=-1).unsqueeze(1) @ ctx.to_words  # (batch, 1, words)
 
 
@@ -140,7 +155,7 @@ class GradientTimesInput:
     needs_gradients = True
 
     def scores(self, ctx: Context) -> torch.Tensor:
-        gradient, embeddings = _embedding_gradients(ctx, _input_embeddings(ctx))
+        gradient, embeddings = _input_gradients(ctx)
         return (gradient * embeddings).sum(dim=-1).abs().unsqueeze(1) @ ctx.to_words
 
 
@@ -157,15 +172,19 @@ class IntegratedGradients:
     needs_gradients = True
 
     def scores(self, ctx: Context) -> torch.Tensor:
-        embeddings = _input_embeddings(ctx).detach()  # (batch, tokens, dim)
+        embeddings = _input_embeddings(ctx)  # (batch, tokens, dim)
         pad = ctx.model.get_input_embeddings().weight[ctx.model.config.pad_token_id].detach()
         on_words = (ctx.batch.word_of_token >= 0).unsqueeze(-1)  # (batch, tokens, 1)
         baseline = torch.where(on_words, pad.expand_as(embeddings), embeddings)
+        alphas = (torch.arange(ctx.ig_steps, dtype=embeddings.dtype) + 0.5) / ctx.ig_steps
+        per_pass = max(1, IG_ROWS_PER_PASS // embeddings.shape[0])  # steps sharing one pass
         total = torch.zeros_like(embeddings)
-        for step in range(ctx.ig_steps):
-            alpha = (step + 0.5) / ctx.ig_steps
-            gradient, _ = _embedding_gradients(ctx, baseline + alpha * (embeddings - baseline))
-            total += gradient
+        for group in alphas.split(per_pass):
+            path = baseline + group.view(-1, 1, 1, 1) * (
+                embeddings - baseline
+            )  # (steps, batch, tokens, dim)
+            gradient = _embedding_gradients(ctx, path.flatten(0, 1), repeats=len(group))
+            total += gradient.view_as(path).sum(dim=0)
         attribution = (embeddings - baseline) * total / ctx.ig_steps
         return attribution.sum(dim=-1).abs().unsqueeze(1) @ ctx.to_words
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,7 +13,12 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from engine.errors import EditlensError
+from engine.report import render, report_rows
 from engine.store import DEFAULT_DB, Store
+
+if TYPE_CHECKING:
+    from engine.evaluate import EvalProgress, EvalResult, EvalSpec
+    from engine.train import TrainProgress, TrainResult, TrainSpec
 
 app = typer.Typer(
     help="Fine-tune BERT-family models on AESW edits and see where they look.",
@@ -160,6 +166,343 @@ def synth(
     err.print(f"wrote {sentences:,} synthetic sentences to {out_path}")
 
 
+def _names(value: str | None) -> tuple[str, ...]:
+    """``a,b`` or ``a b`` into a tuple; empty when not given."""
+    return tuple(part for part in (value or "").replace(",", " ").split() if part)
+
+
+def _layers(value: str | None) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _names(value))
+    except ValueError:
+        raise EditlensError(f"--layers {value!r}: give layer numbers like 1,6") from None
+
+
+@app.command()
+def train(
+    corpus: Annotated[str, typer.Option(help="Corpus to fine-tune on (its train split).")],
+    model: Annotated[
+        str, typer.Option(help="Registry name, Hugging Face name or directory.")
+    ] = "minilm",
+    epochs: Annotated[int, typer.Option(help="Most epochs; early stopping may end sooner.")] = 3,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 5e-5,
+    batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 16,
+    max_length: Annotated[int, typer.Option(help="Subword tokens per sentence, at most.")] = 128,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    patience: Annotated[
+        int, typer.Option(help="Epochs without a better dev loss before stopping.")
+    ] = 2,
+    limit: Annotated[
+        int | None, typer.Option(help="Use only the first N training examples.")
+    ] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Checkpoint directory.")] = None,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Fine-tune a classifier; Ctrl-C and rerun to resume from the last finished epoch."""
+    from engine.train import TrainSpec
+
+    spec = TrainSpec(
+        corpus=corpus, model=model, epochs=epochs, lr=lr, batch_size=batch_size,
+        max_length=max_length, seed=seed, patience=patience, limit=limit, out=out_dir,
+    )  # fmt: skip
+    result = run_training(db, spec)
+    out.print(f"checkpoint: {result.checkpoint}")
+
+
+def run_training(db: Path, spec: TrainSpec, *, merge: bool = True) -> TrainResult:
+    """Train with a progress bar showing loss and examples/s; prints the epoch history."""
+    from engine.train import train as run_train
+
+    with progress_bar() as bar:
+        task = bar.add_task(f"train {spec.model} on {spec.corpus}", total=None, detail="")
+
+        def show(p: TrainProgress) -> None:
+            bar.update(
+                task,
+                completed=(p.epoch - 1) * p.steps + p.step,
+                total=p.epochs * p.steps,
+                detail=f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f} {p.examples_per_s:.0f} ex/s",
+            )
+
+        result = run_train(db, spec, on_progress=show, merge=merge)
+    table = Table(
+        title=f"run {result.run_id}"
+        + (
+            f" (resumed after epoch {result.resumed_from_epoch})"
+            if result.resumed_from_epoch
+            else ""
+        )
+    )
+    for column in ("epoch", "train loss", "dev loss", "dev acc", "dev F1", "ex/s"):
+        table.add_column(column, justify="right")
+    for number, row in enumerate(result.history, start=1):
+        table.add_row(
+            f"{number}{' *' if number == result.best_epoch else ''}",
+            f"{row['train_loss']:.4f}",
+            f"{row['dev_loss']:.4f}",
+            f"{row['dev_accuracy']:.3f}",
+            f"{row['dev_f1']:.3f}",
+            f"{row['examples_per_s']:.0f}",
+        )
+    err.print(table)
+    return result
+
+
+@app.command()
+def evaluate(
+    corpus: Annotated[str, typer.Option(help="Corpus to evaluate on.")],
+    model: Annotated[
+        str, typer.Option(help="Registry name, checkpoint directory or Hugging Face name.")
+    ] = "minilm",
+    split: Annotated[str, typer.Option(help="train | dev | test | all.")] = "test",
+    methods: Annotated[
+        str | None, typer.Option(help="Comma-separated methods (default: all).")
+    ] = None,
+    layers: Annotated[
+        str | None, typer.Option(help="Comma-separated layers to keep (default: all).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N examples.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
+    max_length: Annotated[int, typer.Option(help="Subword tokens per sentence, at most.")] = 128,
+    ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 16,
+    faithfulness: Annotated[
+        bool, typer.Option(help="Comprehensiveness and sufficiency at the last layer.")
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the random ranking.")] = 0,
+    label: Annotated[str | None, typer.Option(help="Name to show this model under.")] = None,
+    train_first: Annotated[
+        bool, typer.Option("--train-first", help="Fine-tune the model on the corpus first.")
+    ] = False,
+    epochs: Annotated[int, typer.Option(help="Epochs, with --train-first.")] = 3,
+    merge: Annotated[
+        bool, typer.Option(help="Publish into --db at the end (--no-merge: leave it staged).")
+    ] = True,
+    events: Annotated[
+        bool, typer.Option("--events", help="Report progress as JSON lines on stdout.")
+    ] = False,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Predict, extract word scores and score them against the human rationales."""
+    from engine.evaluate import ALL_METHODS, EvalSpec
+    from engine.jobs import event_line
+    from engine.train import TrainSpec
+
+    if train_first:
+        trained = run_training(
+            db, TrainSpec(corpus=corpus, model=model, epochs=epochs), merge=merge
+        )
+        if events and not merge:
+            typer.echo(event_line("staged", run=trained.run_id, staging=str(trained.staging)))
+        model = str(trained.checkpoint)
+    spec = EvalSpec(
+        corpus=corpus, model=model, split=split, methods=_names(methods) or ALL_METHODS,
+        layers=_layers(layers), limit=limit, batch_size=batch_size, max_length=max_length,
+        ig_steps=ig_steps, faithfulness=faithfulness, seed=seed, label=label,
+    )  # fmt: skip
+    if events:
+        result = run_evaluation(
+            db,
+            spec,
+            merge=merge,
+            report=lambda p: typer.echo(
+                event_line("progress", done=p.done, total=p.total), nl=True
+            ),
+        )
+        typer.echo(
+            event_line(
+                "staged" if not merge else "done", run=result.run_id, staging=str(result.staging)
+            )
+        )
+        return
+    result = run_evaluation(db, spec, merge=merge)
+    with Store(db, read_only=True) as store:
+        out.print(render(store, report_rows(store, [result.run_id])))
+
+
+def run_evaluation(
+    db: Path,
+    spec: EvalSpec,
+    *,
+    merge: bool = True,
+    report: Callable[[EvalProgress], None] | None = None,
+) -> EvalResult:
+    """Evaluate with a progress bar (or the given reporter); says how it went on stderr."""
+    from engine.evaluate import evaluate as run_evaluate
+
+    with progress_bar() as bar:
+        task = bar.add_task(
+            f"evaluate {spec.model} on {spec.corpus}/{spec.split}", total=None, detail=""
+        )
+
+        def show(p: EvalProgress) -> None:
+            bar.update(task, completed=p.done, total=p.total, detail=f"{p.examples_per_s:.1f} ex/s")
+            if report:
+                report(p)
+
+        result = run_evaluate(db, spec, merge=merge, on_progress=show)
+    c = result.classification
+    resumed = f", resumed after {result.resumed:,}" if result.resumed else ""
+    err.print(
+        f"run {result.run_id}: {result.examples:,} examples{resumed}; "
+        f"accuracy {c.accuracy:.3f}, F1 {c.f1:.3f}"
+        + ("" if merge else f"; staged in {result.staging}")
+    )
+    return result
+
+
+@app.command()
+def report(
+    run: Annotated[
+        list[str] | None, typer.Option(help="Run id (repeatable; default: every evaluation).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the figures as a JSON list.")
+    ] = False,
+    plot: Annotated[
+        bool, typer.Option("--plot", help="Plot top-3 match by layer in the terminal.")
+    ] = False,
+    metric: Annotated[str, typer.Option(help="Metric of the tables and the plot.")] = "top3",
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """The study's tables for the runs in the store."""
+    import json
+
+    from engine.store import OUTCOME_METRICS
+
+    if metric not in OUTCOME_METRICS:
+        raise EditlensError(f"unknown metric {metric!r}; use one of {', '.join(OUTCOME_METRICS)}")
+    with Store(db, read_only=True) as store:
+        rows = report_rows(store, run)
+        if as_json:
+            typer.echo(json.dumps(rows, indent=1))
+            return
+        if not rows:
+            out.print(f"{db} holds no evaluation yet: run `editlens evaluate` or `editlens demo`")
+            return
+        out.print(render(store, rows, metric))
+        if plot:
+            from engine.plots import terminal_layer_plot
+
+            terminal_layer_plot(rows, metric)
+
+
+@app.command()
+def show(
+    example: Annotated[str, typer.Argument(help="Example id.")],
+    run: Annotated[
+        str | None, typer.Option(help="Run id (default: the latest evaluation).")
+    ] = None,
+    method: Annotated[str, typer.Option(help="Rationale method.")] = "attention",
+    layer: Annotated[int | None, typer.Option(help="Layer (default: the last).")] = None,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Print one sentence with its words coloured by score and the human rationale underlined."""
+    from engine.highlight import legend, sentence
+
+    with Store(db, read_only=True) as store:
+        runs = store.runs(kind="evaluate")
+        if not runs:
+            raise EditlensError(
+                f"{db} holds no evaluation yet: run `editlens evaluate` or `editlens demo`"
+            )
+        chosen = store.get_run(run) if run else runs[-1]
+        detail = store.example_detail(chosen.id, example)
+    if detail is None:
+        raise EditlensError(
+            f"example {example!r} was not evaluated in run {chosen.id}; see `editlens export`"
+        )
+    layer = chosen.layers if layer is None else layer
+    rows = [
+        r
+        for r in detail["scores"].to_pylist()
+        if r["method"] == method and r["layer"] in (layer, 0)
+    ]
+    if not rows:
+        raise EditlensError(f"run {chosen.id} has no {method} scores at layer {layer}")
+    scores = rows[0]["scores"]
+    out.print(
+        f"[bold]{example}[/] · {chosen.model} · {method} layer {rows[0]['layer']} · "
+        f"predicted {'needs edit' if detail['pred'] else 'no edit'} (p={detail['prob']:.2f}), "
+        f"gold {'needs edit' if detail['label'] else 'no edit'} · kind {detail['kind']}"
+    )
+    out.print(sentence(detail["words"], detail["rationale"], scores, detail["seen_words"]))
+    out.print(legend(min(scores, default=None), max(scores, default=None)))
+
+
+@app.command()
+def demo(
+    tui_after: Annotated[
+        bool, typer.Option("--tui/--no-tui", help="Open the TUI at the end (when on a terminal).")
+    ] = True,
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 2,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """The whole loop on the embedded corpus: ingest, fine-tune, evaluate with baselines, report."""
+    import time
+
+    from engine.evaluate import ALL_METHODS, EvalSpec
+    from engine.ingest import ingest as run_ingest
+    from engine.models import DEFAULT_MODEL, RANDOM_MODEL
+    from engine.train import TrainSpec
+
+    started = time.perf_counter()
+    corpus_file = demo_corpus()
+    with Store(db) as store:
+        summary = run_ingest(store, corpus_file, corpus=DEMO_CORPUS)
+    err.print(f"ingested {summary.rows:,} sentences from {corpus_file} as corpus {DEMO_CORPUS!r}")
+    trained = run_training(db, TrainSpec(corpus=DEMO_CORPUS, model=DEFAULT_MODEL, epochs=epochs))
+    run_ids = []
+    for model in (str(trained.checkpoint), DEFAULT_MODEL, RANDOM_MODEL):
+        spec = EvalSpec(corpus=DEMO_CORPUS, model=model, split="test", methods=ALL_METHODS)
+        run_ids.append(run_evaluation(db, spec).run_id)
+    with Store(db, read_only=True) as store:
+        out.print(render(store, report_rows(store, run_ids)))
+    err.print(f"demo finished in {time.perf_counter() - started:.0f} s; store: {db}")
+    if tui_after and sys.stdout.isatty() and sys.stdin.isatty():
+        from tui.app import run as run_tui
+
+        run_tui(db)
+    else:
+        err.print(f"explore it: editlens tui --db {db}")
+
+
+DEMO_CORPUS = "synthetic"
+
+
+def demo_corpus() -> Path:
+    """data/aesw-synthetic.xml from the repository, or the same file regenerated from its seed."""
+    shipped = Path(__file__).resolve().parents[1] / "data" / "aesw-synthetic.xml"
+    if shipped.is_file():
+        return shipped
+    from engine.synth import write_aesw
+
+    made = Path.cwd() / "aesw-synthetic.xml"
+    write_aesw(made, 3000, 2016)
+    return made
+
+
+@app.command()
+def tui(db: DbOption = Path(DEFAULT_DB)) -> None:
+    """Explore runs and examples in the terminal (works over SSH, 80x24 and up)."""
+    from tui.app import run as run_tui
+
+    run_tui(db)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to bind (localhost by default: tunnel over SSH).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Serve the TUI in a browser (textual-serve)."""
+    from tui.serve import serve as run_serve
+
+    run_serve(db, host=host, port=port)
+
+
 def main() -> None:
     """Entry point: user mistakes end as one line on stderr, never a traceback."""
     try:
@@ -172,3 +515,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted: nothing half-written was kept; rerun the command to resume")
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

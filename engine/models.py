@@ -62,10 +62,10 @@ def load_model(name: str, *, seed: int = 0) -> LoadedModel:
     logging.disable_progress_bar()
     source = _resolve(name)
     options: dict[str, Any] = {"attn_implementation": "eager", "num_labels": 2}
+    torch.manual_seed(seed)  # a new classifier head (and minilm-random) starts the same every time
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
         if name == RANDOM_MODEL:
-            torch.manual_seed(seed)
             config = AutoConfig.from_pretrained(source, local_files_only=True, **options)
             model = AutoModelForSequenceClassification.from_config(
                 config, attn_implementation="eager"
