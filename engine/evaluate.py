@@ -37,6 +37,7 @@ from engine.models import DEFAULT_MODEL, LoadedModel, load_model
 from engine.store import Run, Store
 
 ALL_METHODS = tuple(METHODS)
+FAITHFULNESS = ("comprehensiveness", "sufficiency")
 CHUNK_ROWS = 512
 
 
@@ -132,9 +133,7 @@ def evaluate(
         while (chunk := staging.examples_after(spec.corpus, after, CHUNK_ROWS)).num_rows:
             after = chunk.column("id")[-1].as_py()
             todo = chunk.filter(
-                pc.invert(
-                    pc.is_in(chunk.column("id"), pa.array(list(done), pa.string()))
-                )
+                pc.invert(pc.is_in(chunk.column("id"), pa.array(list(done), pa.string())))
             )
             if todo.num_rows:
                 staging.write_chunk(evaluator.process(todo))
@@ -222,6 +221,7 @@ class _Evaluator:
         ids = chunk.column("id").to_pylist()
         labels = chunk.column("label").to_pylist()
         rationales = chunk.column("rationale").to_pylist()
+        kinds = chunk.column("kind").to_pylist()
         encoded = encode(
             self.loaded.tokenizer,
             chunk.column("text").to_pylist(),
@@ -294,9 +294,7 @@ class _Evaluator:
                         )
                         vectors.append(vector)
                         keys.append((method, layer))
-                if not scorable:
-                    continue
-                if heads is not None:
+                if scorable and heads is not None:
                     cls = heads[b, :, :, :seen]  # (layers, heads, words)
                     grid = cls[:, :, rationale].sum(-1) / np.maximum(cls.sum(-1), 1e-12)
                     rows.add(
@@ -306,20 +304,30 @@ class _Evaluator:
                         grid=grid.ravel().tolist(),
                         last=cls[-1].ravel().tolist(),
                     )
-                for (method, layer), vector, result in zip(
-                    keys, vectors, plausibility_batch(rationale, np.stack(vectors)), strict=True
-                ):
+                results = plausibility_batch(rationale, np.stack(vectors)) if scorable else None
+                for index, ((method, layer), vector) in enumerate(zip(keys, vectors, strict=True)):
+                    metrics = {name: None for name in (*PLAUSIBILITY_METRICS, *FAITHFULNESS)}
+                    if results is not None:
+                        metrics |= {
+                            name: getattr(results[index], name) for name in PLAUSIBILITY_METRICS
+                        }
                     rows.add(
                         "outcomes",
                         run=self.run_id,
-                        example=ids[r],
                         method=method.name,
                         layer=layer,
-                        **{name: getattr(result, name) for name in PLAUSIBILITY_METRICS},
-                        comprehensiveness=None,
-                        sufficiency=None,
+                        example=ids[r],
+                        label=labels[r],
+                        pred=bool(predicted[b]),
+                        confidence=confidence[r],
+                        kind=kinds[r],
+                        rationale_size=len(rationale),
+                        seen_words=seen,
+                        scorable=scorable,
+                        **metrics,
                     )
-                    if self.spec.faithfulness and layer == self._method_layers(method.layered)[-1]:
+                    last_layer = layer == self._method_layers(method.layered)[-1]
+                    if scorable and self.spec.faithfulness and last_layer:
                         top = set(rank_words(vector)[: len(rationale)].tolist())
                         faithful.append((len(rows.outcomes["run"]) - 1, r, top))
         if faithful:

@@ -55,7 +55,7 @@ def render(store: Store, rows: list[dict[str, Any]], metric: str = "top3") -> Gr
     tables: list[Table] = []
     for population, title in POPULATION_TITLES.items():
         table = Table(title=f"{metric} at the last layer: {title}", title_justify="left")
-        for column in ("run", "model", "corpus/split", "acc", "F1", "N"):
+        for column in ("model", "corpus/split", "acc", "F1", "N"):
             table.add_column(column, justify="right" if column in ("acc", "F1", "N") else "left")
         for method in methods:
             table.add_column(method.replace("_", " "), justify="right")
@@ -66,7 +66,6 @@ def render(store: Store, rows: list[dict[str, Any]], metric: str = "top3") -> Gr
                 cells.append("–" if row is None or row[metric] is None else f"{row[metric]:.3f}")
                 n = n or (row and row["n"])
             table.add_row(
-                run.id,
                 run.model,
                 f"{run.corpus}/{run.split}",
                 _figure(run.metrics.get("accuracy")),

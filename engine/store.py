@@ -75,8 +75,13 @@ CREATE TABLE IF NOT EXISTS heads (
     grid FLOAT[] NOT NULL,          -- layers x heads, row-major: share of [CLS] attention on the rationale
     last FLOAT[] NOT NULL           -- heads x seen words, row-major: the last layer's [CLS] rows
 );
+-- One row per evaluated example x method x layer, carrying what the TUI filters on, so a filter
+-- reads one contiguous slice (rows are sorted by run, method, layer) and joins nothing.
 CREATE TABLE IF NOT EXISTS outcomes (
-    run VARCHAR NOT NULL, example VARCHAR NOT NULL, method VARCHAR NOT NULL, layer SMALLINT NOT NULL,
+    run VARCHAR NOT NULL, method VARCHAR NOT NULL, layer SMALLINT NOT NULL, example VARCHAR NOT NULL,
+    label BOOLEAN NOT NULL, pred BOOLEAN NOT NULL, confidence DOUBLE NOT NULL,
+    kind VARCHAR NOT NULL, rationale_size SMALLINT NOT NULL, seen_words INTEGER NOT NULL,
+    scorable BOOLEAN NOT NULL,      -- the metrics below are NULL when not
     exact BOOLEAN, top3 BOOLEAN, hit1 BOOLEAN, jaccard FLOAT, jaccard50 BOOLEAN, token_f1 FLOAT,
     auprc FLOAT, comprehensiveness FLOAT, sufficiency FLOAT
 );
@@ -94,6 +99,8 @@ OUTCOME_METRICS = (
     "comprehensiveness", "sufficiency",
 )  # fmt: skip
 POPULATIONS = ("all", "flagged")
+# Row order on publish: outcomes by the TUI's filter keys, so DuckDB's zone maps skip the rest.
+_MERGE_ORDER = {"outcomes": "run, method, layer, example", "scores": "run, example, method, layer"}
 
 
 class StoreError(EditlensError):
@@ -340,7 +347,8 @@ class Store:
                 for name in (*RUN_TABLES, "runs"):
                     key = "id" if name == "runs" else "run"
                     self._con.execute(
-                        f"INSERT INTO {name} SELECT * FROM staging.{name} WHERE {key} = ? ORDER BY ALL",
+                        f"INSERT INTO {name} BY NAME SELECT * FROM staging.{name} "
+                        f"WHERE {key} = ? ORDER BY {_MERGE_ORDER.get(name, 'ALL')}",
                         [run_id],
                     )
                 self._summarise(run_id)
@@ -366,9 +374,8 @@ class Store:
             INSERT INTO summaries
             SELECT o.run, o.method, o.layer, population, count(*), {means}
             FROM outcomes o
-            JOIN predictions p ON p.run = o.run AND p.example = o.example
             CROSS JOIN (VALUES ('all'), ('flagged')) populations(population)
-            WHERE o.run = $run AND (population = 'all' OR p.pred)
+            WHERE o.run = $run AND o.scorable AND (population = 'all' OR o.pred)
             GROUP BY o.run, o.method, o.layer, population
             """,
             {"run": run_id},
@@ -406,9 +413,8 @@ class Store:
         rows = self._rows(
             f"""
             SELECT o.{metric}::DOUBLE FROM outcomes o
-            JOIN predictions p ON p.run = o.run AND p.example = o.example
-            WHERE o.run = $run AND o.method = $method AND o.layer = $layer
-              AND ($population = 'all' OR p.pred) AND o.{metric} IS NOT NULL
+            WHERE o.run = $run AND o.method = $method AND o.layer = $layer AND o.scorable
+              AND ($population = 'all' OR o.pred) AND o.{metric} IS NOT NULL
             """,
             {"run": run_id, "method": method, "layer": layer, "population": population},
         )
