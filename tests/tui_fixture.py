@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.corpus import Example, tokenize_words
-from engine.store import Run, Store, examples_to_arrow
+from engine.store import OUTCOME_METRICS, Run, Store, examples_to_arrow
 
 CORPUS = "demo"
 LAYERS, HEADS = 6, 12
@@ -29,6 +29,31 @@ RUNS = (
     ("base-random", "minilm-random", 0.0, 0.55),
 )
 T0 = datetime(2025, 1, 1, 9, 0, 0)
+# One outcome row per evaluated example x method x layer; the metrics are NULL when not scorable.
+OUTCOME_SCHEMA = pa.schema(
+    [
+        ("run", pa.string()),
+        ("method", pa.string()),
+        ("layer", pa.int16()),
+        ("example", pa.string()),
+        ("label", pa.bool_()),
+        ("pred", pa.bool_()),
+        ("confidence", pa.float64()),
+        ("kind", pa.string()),
+        ("rationale_size", pa.int16()),
+        ("seen_words", pa.int32()),
+        ("scorable", pa.bool_()),
+        ("exact", pa.bool_()),
+        ("top3", pa.bool_()),
+        ("hit1", pa.bool_()),
+        ("jaccard", pa.float32()),
+        ("jaccard50", pa.bool_()),
+        ("token_f1", pa.float32()),
+        ("auprc", pa.float32()),
+        ("comprehensiveness", pa.float32()),
+        ("sufficiency", pa.float32()),
+    ]
+)
 
 _VOCAB = [
     "the",
@@ -189,16 +214,27 @@ def _run_tables(
                     "scores": values.tolist(),
                 }
             )
-            if scorable:
-                outcomes.append(
-                    {
-                        "run": run_id,
-                        "example": example.id,
-                        "method": method,
-                        "layer": layer,
-                        **_outcome(list(example.rationale), values),
-                    }
-                )
+            metrics = (
+                _outcome(list(example.rationale), values)
+                if scorable
+                else dict.fromkeys(OUTCOME_METRICS)
+            )
+            outcomes.append(
+                {
+                    "run": run_id,
+                    "method": method,
+                    "layer": layer,
+                    "example": example.id,
+                    "label": example.label,
+                    "pred": pred,
+                    "confidence": confidence,
+                    "kind": example.kind,
+                    "rationale_size": len(example.rationale),
+                    "seen_words": seen,
+                    "scorable": scorable,
+                    **metrics,
+                }
+            )
     labels = np.array([p["label"] for p in predictions])
     preds = np.array([p["pred"] for p in predictions])
     tp = int((labels & preds).sum())
@@ -226,7 +262,7 @@ def _run_tables(
             ),
         ),
         "heads": pa.Table.from_pylist(heads),
-        "outcomes": pa.Table.from_pylist(outcomes),
+        "outcomes": pa.Table.from_pylist(outcomes, schema=OUTCOME_SCHEMA),
     }
     return tables, metrics
 
@@ -364,7 +400,7 @@ def _large_chunk(
         }
     )
     pairs = len(LARGE_PAIRS)
-    rep_ids = pa.array(np.repeat(np.array(ids.to_pylist(), dtype=object), pairs).tolist())
+    rep_ids = ids.take(pa.array(np.repeat(np.arange(size), pairs)))
     methods = np.tile(np.array([m for m, _ in LARGE_PAIRS]), size)
     layers = np.tile(np.array([la for _, la in LARGE_PAIRS], dtype=np.int16), size)
     score_lengths = np.repeat(lengths, pairs)
@@ -388,25 +424,41 @@ def _large_chunk(
             "last": _lists(np.zeros(0, np.float32), np.zeros(size, np.int32)),
         }
     )
-    scorable = np.repeat(labels, pairs)
-    n_out = int(scorable.sum())
+    # one outcome row per example x pair, pair-major (merge_run sorts them on publish)
+    pair_of_row = np.repeat(np.arange(pairs), size)
+    example_of_row = np.tile(np.arange(size), pairs)
+    scorable = labels[example_of_row]
+    missing = ~scorable
+    n_out = size * pairs
     jaccard = rng.random(n_out).astype(np.float32)
+
+    def metric(values: np.ndarray) -> pa.Array:
+        return pa.array(values, mask=missing)
+
     outcomes = pa.table(
         {
             "run": pa.array([LARGE_RUN] * n_out),
-            "example": rep_ids.filter(pa.array(scorable)),
-            "method": pa.array(methods[scorable]),
-            "layer": pa.array(layers[scorable]),
-            "exact": pa.array(jaccard > 0.9),
-            "top3": pa.array(jaccard > 0.3),
-            "hit1": pa.array(jaccard > 0.5),
-            "jaccard": pa.array(jaccard),
-            "jaccard50": pa.array(jaccard >= 0.5),
-            "token_f1": pa.array(jaccard),
-            "auprc": pa.array(rng.random(n_out).astype(np.float32)),
-            "comprehensiveness": pa.array(rng.random(n_out).astype(np.float32)),
-            "sufficiency": pa.array(rng.random(n_out).astype(np.float32)),
-        }
+            "method": pa.array(np.array([m for m, _ in LARGE_PAIRS])[pair_of_row]),
+            "layer": pa.array(np.array([la for _, la in LARGE_PAIRS], np.int16)[pair_of_row]),
+            "example": ids.take(pa.array(example_of_row)),
+            "label": pa.array(labels[example_of_row]),
+            "pred": pa.array(preds[example_of_row]),
+            "confidence": pa.array(confidence[example_of_row]),
+            "kind": pa.array(kinds[example_of_row]),
+            "rationale_size": pa.array(rsize[example_of_row].astype(np.int16)),
+            "seen_words": pa.array(lengths[example_of_row]),
+            "scorable": pa.array(scorable),
+            "exact": metric(jaccard > 0.9),
+            "top3": metric(jaccard > 0.3),
+            "hit1": metric(jaccard > 0.5),
+            "jaccard": metric(jaccard),
+            "jaccard50": metric(jaccard >= 0.5),
+            "token_f1": metric(jaccard),
+            "auprc": metric(rng.random(n_out).astype(np.float32)),
+            "comprehensiveness": metric(rng.random(n_out).astype(np.float32)),
+            "sufficiency": metric(rng.random(n_out).astype(np.float32)),
+        },
+        schema=OUTCOME_SCHEMA,
     )
     return examples, {
         "predictions": predictions,
