@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 import shutil
@@ -147,9 +148,19 @@ def train(
     db = Path(db)
     run_id = run_id_for(spec)
     texts = _read_corpus(db, spec)
-    out = Path(spec.out) if spec.out is not None else db.parent / "checkpoints" / run_id
+    # absolute, so the checkpoint path in the runs table works from any working directory
+    out = (
+        Path(spec.out) if spec.out is not None else db.parent / "checkpoints" / run_id
+    ).absolute()
     _recover(out)
     state = _load_state(out, spec)
+
+    if state is not None and (state["stopped"] or state["epoch"] >= spec.epochs):
+        # Trained before but maybe killed before the merge: publish again, load no model.
+        config = json.loads((out / BEST / "config.json").read_text())
+        shape = (int(config["num_hidden_layers"]), int(config["num_attention_heads"]))
+        _publish(db, out, spec, shape, state)
+        return _result(out, state, resumed_from=int(state["epoch"]))
 
     if state is None:
         torch.manual_seed(spec.seed)  # the classifier head's initialisation, then dropout
@@ -200,10 +211,13 @@ def train(
         state["stopped"] = state["bad_epochs"] >= max(spec.patience, 1)
         _atomic_dir(out / LAST, lambda tmp: _save_last(loaded, optimizer, scheduler, state, tmp))
 
-    best_row = state["history"][state["best_epoch"] - 1]
-    _publish(db, out, spec, loaded, state, best_row)
+    _publish(db, out, spec, (loaded.layers, loaded.heads), state)
+    return _result(out, state, resumed_from)
+
+
+def _result(out: Path, state: dict[str, Any], resumed_from: int) -> TrainResult:
     return TrainResult(
-        run_id=run_id,
+        run_id=state["run_id"],
         checkpoint=out / BEST,
         best_epoch=int(state["best_epoch"]),
         history=list(state["history"]),
@@ -334,6 +348,10 @@ def _train_epoch(
         torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
         optimizer.step()
         scheduler.step()
+        if not math.isfinite(loss.item()):
+            raise EditlensError(
+                f"training diverged in epoch {epoch} (loss {loss.item()}); lower the learning rate"
+            )
         loss_sum += loss.item() * len(rows)
         seen += len(rows)
         if on_progress is not None:
@@ -515,13 +533,13 @@ def _publish(
     db: Path,
     out: Path,
     spec: TrainSpec,
-    loaded: LoadedModel,
+    shape: tuple[int, int],
     state: dict[str, Any],
-    best_row: dict[str, Any],
 ) -> None:
     """Record the run in a staging store, then merge it: the runs table sees all of it or none."""
     from engine.store import Run, Store
 
+    best_row = state["history"][state["best_epoch"] - 1]
     dev = {key.removeprefix("dev_"): value for key, value in best_row.items() if "dev_" in key}
     dev["loss"] = best_row["dev_loss"]
     run = Run(
@@ -531,8 +549,8 @@ def _publish(
         checkpoint=str(out / BEST),
         corpus=spec.corpus,
         split="train",
-        layers=loaded.layers,
-        heads=loaded.heads,
+        layers=shape[0],
+        heads=shape[1],
         config=spec_config(spec),
         # accuracy/f1/... at the top too: the runs overview reads them from there
         metrics={
