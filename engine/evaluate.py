@@ -34,7 +34,7 @@ from engine.metrics import (
     rank_words,
 )
 from engine.models import DEFAULT_MODEL, LoadedModel, load_model
-from engine.store import Run, Store
+from engine.store import Run, Store, publish_run
 
 ALL_METHODS = tuple(METHODS)
 FAITHFULNESS = ("comprehensiveness", "sufficiency")
@@ -160,18 +160,10 @@ def evaluate(
             )
         )
     if merge:
-        publish(db, staging_path, run_id)
+        publish_run(db, staging_path, run_id)
     return EvalResult(
         run_id, evaluator.display_name, staging_path, merge, figures, total, progress_base
     )
-
-
-def publish(db: Path, staging_path: Path, run_id: str) -> None:
-    """Merge a finished staging store into the main store, then drop the staging file."""
-    with Store(db) as main:
-        main.merge_run(staging_path, run_id)
-    for leftover in (staging_path, staging_path.with_name(staging_path.name + ".wal")):
-        leftover.unlink(missing_ok=True)
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass
@@ -17,6 +18,9 @@ from engine.corpus import Example
 from engine.errors import EditlensError
 
 SCHEMA_VERSION = 1
+# DuckDB caches pages up to its memory limit (80 % of RAM by default), so without a cap a long
+# ingest looks like it grows with the file. Capped, it spills to disk and stays flat.
+MEMORY_LIMIT = os.environ.get("EDITLENS_MEMORY_LIMIT", "512MB")
 DEFAULT_DB = "editlens.duckdb"
 
 EXAMPLE_SCHEMA = pa.schema(
@@ -39,9 +43,8 @@ CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL
 CREATE TABLE IF NOT EXISTS examples (
     corpus VARCHAR NOT NULL, id VARCHAR NOT NULL, split VARCHAR NOT NULL, text VARCHAR NOT NULL,
     words VARCHAR[] NOT NULL, starts INTEGER[] NOT NULL, ends INTEGER[] NOT NULL,
-    label BOOLEAN NOT NULL, rationale INTEGER[] NOT NULL, kind VARCHAR NOT NULL,
-    PRIMARY KEY (corpus, id)
-);
+    label BOOLEAN NOT NULL, rationale INTEGER[] NOT NULL, kind VARCHAR NOT NULL
+);  -- unique (corpus, id) is kept by write_examples; an index would hold every key in memory
 CREATE TABLE IF NOT EXISTS runs (
     id VARCHAR PRIMARY KEY,
     kind VARCHAR NOT NULL,          -- 'train' or 'evaluate'
@@ -147,7 +150,9 @@ class Store:
                 f"{self.path}: no store here; run `editlens demo` or `editlens ingest`"
             )
         try:
-            self._con = duckdb.connect(str(self.path), read_only=read_only)
+            self._con = duckdb.connect(
+                str(self.path), read_only=read_only, config={"memory_limit": MEMORY_LIMIT}
+            )
         except duckdb.Error as error:
             raise StoreError(_open_problem(self.path, error)) from None
         try:
@@ -219,7 +224,7 @@ class Store:
         """Insert or replace a corpus' examples; duplicate ids in the input are refused."""
         written = 0
         with self.transaction():
-            self._con.execute("CREATE OR REPLACE TEMP TABLE incoming AS FROM examples LIMIT 0")
+            self._con.execute("CREATE OR REPLACE TABLE incoming AS FROM examples LIMIT 0")
             for batch in batches:
                 self._con.execute("INSERT INTO incoming SELECT * FROM batch")
                 written += batch.num_rows
@@ -231,7 +236,11 @@ class Store:
                     f"corpus {corpus}: sentence id {duplicate[0]} occurs twice in the input; "
                     "ids must be unique, fix the file"
                 )
-            self._con.execute("INSERT OR REPLACE INTO examples SELECT * FROM incoming")
+            self._con.execute(
+                "DELETE FROM examples WHERE corpus = $corpus AND id IN (SELECT id FROM incoming)",
+                {"corpus": corpus},
+            )
+            self._con.execute("INSERT INTO examples SELECT * FROM incoming")
             self._con.execute("DROP TABLE incoming")
         return written
 
@@ -429,20 +438,22 @@ class Store:
     BROWSE_OUTCOMES = ("any", "yes", "no", "unscorable")
     BROWSE_PREDICTIONS = {  # noqa: RUF012 (read-only allow-list)
         "any": "TRUE",
-        "right": "p.pred = p.label",
-        "wrong": "p.pred <> p.label",
-        "tp": "p.pred AND p.label",
-        "fp": "p.pred AND NOT p.label",
-        "fn": "NOT p.pred AND p.label",
-        "tn": "NOT p.pred AND NOT p.label",
+        "right": "o.pred = o.label",
+        "wrong": "o.pred <> o.label",
+        "tp": "o.pred AND o.label",
+        "fp": "o.pred AND NOT o.label",
+        "fn": "NOT o.pred AND o.label",
+        "tn": "NOT o.pred AND NOT o.label",
     }
     BROWSE_SORTS = {  # noqa: RUF012 (read-only allow-list)
-        "id": "p.example",
-        "confidence": "p.confidence",
-        "prob": "p.prob",
+        "id": "o.example",
+        "confidence": "o.confidence",
+        # p(needs edit) from the slice: the predicted class's confidence, or its complement
+        # (equal to predictions.prob up to float rounding; joining predictions costs ~150 ms)
+        "prob": "CASE WHEN o.pred THEN o.confidence ELSE 1 - o.confidence END",
         "jaccard": "o.jaccard",
         "auprc": "o.auprc",
-        "length": "p.seen_words",
+        "length": "o.seen_words",
     }
 
     def _browse(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
@@ -509,98 +520,61 @@ class Store:
         rationale: tuple[int, int] | None = None,
         search: str = "",
     ) -> dict[str, Any]:
-        """The pieces of a filtered query: conditions by dimension and their parameters."""
+        """The pieces of a filtered query over one (run, method, layer) slice of ``outcomes``.
+
+        ``where`` selects the slice and the example filters (kind, rationale size, text); the
+        outcome and prediction conditions come apart so that bucket counts can vary one of them.
+        Only the text search reads ``examples``: a semi-join of the texts that match.
+        """
         if metric not in self.BROWSE_METRICS:
             raise ValueError(f"unknown outcome metric {metric!r}")
         if outcome not in self.BROWSE_OUTCOMES or prediction not in self.BROWSE_PREDICTIONS:
             raise ValueError(f"unknown outcome {outcome!r} or prediction {prediction!r}")
-        corpus = self._browse("SELECT corpus FROM runs WHERE id = $run", {"run": run})
-        params: dict[str, Any] = {
-            "run": run,
-            "method": method,
-            "layer": layer,
-            "corpus": corpus.column(0)[0].as_py() if corpus.num_rows else "",
-        }
-        examples = []
+        params: dict[str, Any] = {"run": run, "method": method, "layer": layer}
+        where = ["o.run = $run", "o.method = $method", "o.layer = $layer"]
         if kind:
-            examples.append("e.kind = $kind")
+            where.append("o.kind = $kind")
             params["kind"] = kind
         if rationale is not None:
-            examples.append("len(e.rationale) BETWEEN $rmin AND $rmax")
+            where.append("o.rationale_size BETWEEN $rmin AND $rmax")
             params["rmin"], params["rmax"] = rationale
         if search.strip():
-            examples.append("contains(lower(e.text), $search)")
+            where.append(
+                "o.example IN (SELECT id FROM examples WHERE corpus = $corpus"
+                " AND contains(lower(text), $search))"
+            )
+            params["corpus"] = self._run_corpus(run)
             params["search"] = search.strip().lower()
         return {
             "params": params,
             "metric": metric,
-            # unscorable = no outcome rows, which the store records as NOT p.scorable
+            "where": " AND ".join(where),
             "outcome": {
                 "any": "TRUE",
                 "yes": f"o.{metric} IS TRUE",
                 "no": f"o.{metric} IS FALSE",
-                "unscorable": "NOT p.scorable",
+                "unscorable": "NOT o.scorable",
             }[outcome],
-            "needs_outcomes": outcome in ("yes", "no"),
             "prediction": self.BROWSE_PREDICTIONS[prediction],
-            "examples": " AND ".join(examples) or "TRUE",
-            "needs_examples": bool(examples),
         }
 
-    @staticmethod
-    def _browse_from(outcomes: bool, examples: bool) -> str:
-        """predictions of $run, joined to its outcomes and examples only when a filter needs
-        them (joins on the text ids of a million rows are the expensive part)."""
-        query = "FROM predictions p"
-        if outcomes:
-            query += """
-                LEFT JOIN outcomes o ON o.run = $run AND o.method = $method
-                     AND o.layer = $layer AND o.example = p.example"""
-        if examples:
-            query += """
-                JOIN examples e ON e.corpus = $corpus AND e.id = p.example"""
-        return query + " WHERE p.run = $run"
-
-    @staticmethod
-    def _used(params: dict[str, Any], outcomes: bool, examples: bool) -> dict[str, Any]:
-        """DuckDB refuses parameters a query does not use: keep the ones the joins need."""
-        drop = set()
-        if not outcomes:
-            drop |= {"method", "layer"}
-        if not examples:
-            drop |= {"corpus"}
-        return {k: v for k, v in params.items() if k not in drop}
+    def _run_corpus(self, run: str) -> str:
+        corpus = self._browse("SELECT corpus FROM runs WHERE id = $run", {"run": run})
+        return corpus.column(0)[0].as_py() if corpus.num_rows else ""
 
     def bucket_counts(self, **filters: Any) -> dict[str, int]:
-        """Counts per outcome bucket and per prediction bucket under the other filters.
+        """Counts per outcome bucket and per prediction bucket under the other filters, in one
+        pass over the slice.
 
         Outcome buckets honour the prediction filter and vice versa, so each count says what
         choosing that bucket would show; ``total`` is the number of rows the filter shows.
         """
         parts = self._browse_parts(**filters)
-        params, metric = parts["params"], parts["metric"]
-        if parts["prediction"] == "TRUE" and not parts["needs_examples"]:
-            interpretable = self._browse(
-                f"""
-                SELECT count(*) FILTER (WHERE {metric}) AS yes,
-                       count(*) FILTER (WHERE NOT {metric}) AS no
-                FROM outcomes WHERE run = $run AND method = $method AND layer = $layer
-                """,
-                {k: params[k] for k in ("run", "method", "layer")},
-            )
-        else:
-            interpretable = self._browse(
-                f"""
-                SELECT count(*) FILTER (WHERE o.{metric}) AS yes,
-                       count(*) FILTER (WHERE NOT o.{metric}) AS no
-                {self._browse_from(True, parts["needs_examples"])}
-                  AND {parts["prediction"]} AND {parts["examples"]}
-                """,
-                self._used(params, True, parts["needs_examples"]),
-            )
-        outcome, prediction = parts["outcome"], parts["prediction"]
+        metric, outcome, prediction = parts["metric"], parts["outcome"], parts["prediction"]
         counts = {
-            "unscorable": f"{prediction} AND NOT p.scorable",
+            "interpretable": f"o.{metric} IS TRUE AND {prediction}",
+            "not_interpretable": f"o.{metric} IS FALSE AND {prediction}",
+            "unscorable": f"NOT o.scorable AND {prediction}",
             **{
                 name: f"{outcome} AND {condition}"
                 for name, condition in self.BROWSE_PREDICTIONS.items()
@@ -610,17 +584,9 @@ class Store:
         }
         select = ", ".join(f"count(*) FILTER (WHERE {c}) AS {n}" for n, c in counts.items())
         table = self._browse(
-            f"""
-            SELECT {select}
-            {self._browse_from(parts["needs_outcomes"], parts["needs_examples"])}
-              AND {parts["examples"]}
-            """,
-            self._used(params, parts["needs_outcomes"], parts["needs_examples"]),
+            f"SELECT {select} FROM outcomes o WHERE {parts['where']}", parts["params"]
         )
-        result = {name: int(table.column(name)[0].as_py() or 0) for name in counts}
-        result["interpretable"] = int(interpretable.column("yes")[0].as_py() or 0)
-        result["not_interpretable"] = int(interpretable.column("no")[0].as_py() or 0)
-        return result
+        return {name: int(table.column(name)[0].as_py() or 0) for name in counts}
 
     def example_page(
         self,
@@ -633,55 +599,91 @@ class Store:
     ) -> pa.Table:
         """One page of the filtered examples of a run, in a stable order (ties broken by id).
 
-        The page's keys are found first (joining only what the filter needs), then only those
-        rows are joined to their outcome and example."""
+        The page is cut from the outcomes slice alone; then only its rows fetch their
+        probability (from predictions) and text (from examples), by id."""
         if sort not in self.BROWSE_SORTS:
             raise ValueError(f"unknown sort {sort!r}")
         parts = self._browse_parts(**filters)
-        params, metric = parts["params"], parts["metric"]
+        params, metric = dict(parts["params"]), parts["metric"]
         key = self.BROWSE_SORTS[sort]
         order = f"{'DESC' if descending else 'ASC'} NULLS LAST"
-        params.update(limit=int(limit), offset=int(offset))
-        return self._browse(
+        keys = self._browse(
             f"""
-            WITH keys AS (
-                SELECT p.example AS id, {key} AS sort_key
-                {self._browse_from(parts["needs_outcomes"] or key.startswith("o."), parts["needs_examples"])}
-                  AND {parts["outcome"]} AND {parts["prediction"]} AND {parts["examples"]}
-                ORDER BY sort_key {order}, p.example
-                LIMIT $limit OFFSET $offset
-            )
-            SELECT k.id, e.kind, len(e.words) AS length, len(e.rationale) AS rationale,
-                   p.label, p.pred, p.prob, p.confidence, p.scorable,
-                   o.{metric} AS interpretable, o.jaccard, o.auprc, e.text
-            FROM keys k
-            JOIN predictions p ON p.run = $run AND p.example = k.id
-            LEFT JOIN outcomes o ON o.run = $run AND o.method = $method AND o.layer = $layer
-                 AND o.example = k.id
-            JOIN examples e ON e.corpus = $corpus AND e.id = k.id
-            ORDER BY k.sort_key {order}, k.id
+            SELECT o.example AS id, o.kind, o.rationale_size::INTEGER AS rationale, o.label,
+                   o.pred, o.confidence, o.scorable, o.{metric} AS interpretable, o.jaccard,
+                   o.auprc
+            FROM outcomes o
+            WHERE {parts["where"]} AND {parts["outcome"]} AND {parts["prediction"]}
+            ORDER BY {key} {order}, o.example
+            LIMIT $limit OFFSET $offset
             """,
-            params,
+            {**params, "limit": int(limit), "offset": int(offset)},
         )
+        ids = keys.column("id").to_pylist()
+        if not ids:
+            empty = pa.table({"id": pa.array([], pa.string())})
+            return self._page(keys, empty, empty, ids)
+        run = filters["run"]
+        probs = self._browse(
+            """
+            SELECT example AS id, prob FROM predictions
+            WHERE run = $run AND example IN (SELECT unnest($ids))
+            """,
+            {"run": run, "ids": ids},
+        )
+        # Two steps: matching ids reads the id column alone; fetching by rowid then reads the
+        # words and text of those rows only (one join would read them for every example).
+        rowids = self._browse(
+            "SELECT rowid FROM examples WHERE corpus = $corpus AND id IN (SELECT unnest($ids))",
+            {"corpus": self._run_corpus(run), "ids": ids},
+        )
+        texts = self._browse(
+            """
+            SELECT id, len(words) AS length, text FROM examples
+            WHERE rowid IN (SELECT unnest($rowids))
+            """,
+            {"rowids": rowids.column(0).to_pylist()},
+        )
+        return self._page(keys, probs, texts, ids)
+
+    @staticmethod
+    def _page(keys: pa.Table, probs: pa.Table, texts: pa.Table, ids: list[str]) -> pa.Table:
+        """The page in the keys' order, with the probability, length and text fetched by id."""
+        found: dict[str, dict[str, Any]] = {i: {} for i in ids}
+        for row in [*probs.to_pylist(), *texts.to_pylist()]:
+            found[row["id"]].update(row)
+        fetched = {
+            "prob": pa.array([found.get(i, {}).get("prob") for i in ids], pa.float64()),
+            "length": pa.array([found.get(i, {}).get("length") for i in ids], pa.int64()),
+            "text": pa.array([found.get(i, {}).get("text") for i in ids], pa.string()),
+        }
+        ordered = [
+            "id", "kind", "length", "rationale", "label", "pred", "prob", "confidence",
+            "scorable", "interpretable", "jaccard", "auprc", "text",
+        ]  # fmt: skip
+        return pa.table({n: fetched[n] if n in fetched else keys.column(n) for n in ordered})
 
     def filtered_batches(
         self, *, batch_rows: int = 8192, **filters: Any
     ) -> Iterator[pa.RecordBatch]:
         """Every example the filter shows, with its prediction and outcomes, streamed for export."""
         parts = self._browse_parts(**filters)
+        params = {**parts["params"], "corpus": self._run_corpus(filters["run"])}
         cursor = self._con.cursor()
         try:
             reader = cursor.sql(
                 f"""
-                SELECT p.example AS id, e.kind, e.text, e.words, e.rationale, p.label, p.pred,
-                       p.prob, p.confidence, p.scorable, $method AS method, $layer AS layer,
+                SELECT o.example AS id, o.kind, e.text, e.words, e.rationale, o.label, o.pred,
+                       p.prob, o.confidence, o.scorable, o.method, o.layer,
                        o.exact, o.top3, o.hit1, o.jaccard, o.jaccard50, o.token_f1, o.auprc,
                        o.comprehensiveness, o.sufficiency
-                {self._browse_from(True, True)}
-                  AND {parts["outcome"]} AND {parts["prediction"]} AND {parts["examples"]}
-                ORDER BY p.example
+                FROM outcomes o
+                JOIN predictions p ON p.run = $run AND p.example = o.example
+                JOIN examples e ON e.corpus = $corpus AND e.id = o.example
+                WHERE {parts["where"]} AND {parts["outcome"]} AND {parts["prediction"]}
+                ORDER BY o.example
                 """,
-                params=parts["params"],
+                params=params,
             ).to_arrow_reader(batch_rows)
             yield from reader
         except duckdb.Error as error:
@@ -691,16 +693,19 @@ class Store:
 
     def example_detail(self, run_id: str, example: str) -> dict[str, Any] | None:
         """One example under one run: its words, rationale, prediction, heads grid and outcomes,
-        plus a table of its word scores for every method and layer. None when not evaluated."""
+        plus a table of its word scores for every method and layer. None when not evaluated.
+
+        Every table is filtered by the constant run and example, so each scan prunes to the row
+        groups that can hold them."""
         rows = self._browse(
             """
             SELECT e.id, e.corpus, e.split, e.text, e.words, e.rationale, e.kind, e.label,
                    p.prob, p.pred, p.confidence, p.seen_words, p.scorable,
                    h.grid, r.model, r.layers, r.heads
             FROM runs r
-            JOIN predictions p ON p.run = r.id AND p.example = $example
+            JOIN predictions p ON p.run = $run AND p.example = $example
             JOIN examples e ON e.corpus = r.corpus AND e.id = $example
-            LEFT JOIN heads h ON h.run = r.id AND h.example = $example
+            LEFT JOIN heads h ON h.run = $run AND h.example = $example
             WHERE r.id = $run
             """,
             {"run": run_id, "example": example},
@@ -713,7 +718,7 @@ class Store:
             SELECT s.method, s.layer, s.scores, o.top3, o.hit1, o.exact, o.jaccard50, o.jaccard,
                    o.auprc
             FROM scores s
-            LEFT JOIN outcomes o ON o.run = s.run AND o.example = s.example
+            LEFT JOIN outcomes o ON o.run = $run AND o.example = $example
                  AND o.method = s.method AND o.layer = s.layer
             WHERE s.run = $run AND s.example = $example
             ORDER BY s.method, s.layer
@@ -740,6 +745,19 @@ class Store:
             """,
             {"corpus": corpus, "example": example, "method": method, "layer": layer},
         )
+
+
+def publish_run(db: Path, staging: Path, run_id: str) -> None:
+    """Merge a finished staging store into the main store, then delete the staging file."""
+    with Store(db) as main:
+        main.merge_run(staging, run_id)
+    remove_store_file(staging)
+
+
+def remove_store_file(path: Path) -> None:
+    """A DuckDB file and its write-ahead log."""
+    for name in (path, path.with_name(path.name + ".wal")):
+        name.unlink(missing_ok=True)
 
 
 def examples_to_arrow(corpus: str, examples: Sequence[Example]) -> pa.Table:

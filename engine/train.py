@@ -80,6 +80,7 @@ class TrainResult:
     best_epoch: int
     history: list[dict[str, Any]]  # per epoch: losses, dev classification, examples_per_s
     resumed_from_epoch: int  # 0 when fresh
+    staging: Path  # where the run waits when trained with merge=False
 
 
 @dataclass
@@ -134,11 +135,14 @@ def train(
     db: Path,
     spec: TrainSpec,
     on_progress: Callable[[TrainProgress], None] | None = None,
+    *,
+    merge: bool = True,
 ) -> TrainResult:
     """Fine-tune ``spec.model`` on the corpus' train split, early-stopped on its dev split.
 
     Resumes from ``<out>/last/`` when it holds a state of the same spec. Bad input raises
-    ``EditlensError`` before anything is written.
+    ``EditlensError`` before anything is written. With ``merge=False`` the run is left in
+    ``TrainResult.staging`` for the caller to publish (a TUI that holds the store open).
     """
     import torch
 
@@ -159,7 +163,7 @@ def train(
         # Trained before but maybe killed before the merge: publish again, load no model.
         config = json.loads((out / BEST / "config.json").read_text())
         shape = (int(config["num_hidden_layers"]), int(config["num_attention_heads"]))
-        _publish(db, out, spec, shape, state)
+        _publish(db, out, spec, shape, state, merge)
         return _result(out, state, resumed_from=int(state["epoch"]))
 
     if state is None:
@@ -211,7 +215,7 @@ def train(
         state["stopped"] = state["bad_epochs"] >= max(spec.patience, 1)
         _atomic_dir(out / LAST, lambda tmp: _save_last(loaded, optimizer, scheduler, state, tmp))
 
-    _publish(db, out, spec, (loaded.layers, loaded.heads), state)
+    _publish(db, out, spec, (loaded.layers, loaded.heads), state, merge)
     return _result(out, state, resumed_from)
 
 
@@ -222,6 +226,7 @@ def _result(out: Path, state: dict[str, Any], resumed_from: int) -> TrainResult:
         best_epoch=int(state["best_epoch"]),
         history=list(state["history"]),
         resumed_from_epoch=resumed_from,
+        staging=out / STAGING,
     )
 
 
@@ -535,9 +540,10 @@ def _publish(
     spec: TrainSpec,
     shape: tuple[int, int],
     state: dict[str, Any],
+    merge: bool,
 ) -> None:
     """Record the run in a staging store, then merge it: the runs table sees all of it or none."""
-    from engine.store import Run, Store
+    from engine.store import Run, Store, publish_run, remove_store_file
 
     best_row = state["history"][state["best_epoch"] - 1]
     dev = {key.removeprefix("dev_"): value for key, value in best_row.items() if "dev_" in key}
@@ -563,17 +569,11 @@ def _publish(
         finished=datetime.now(),
     )
     staging = out / STAGING
-    _remove_store_file(staging)
+    remove_store_file(staging)
     with Store(staging) as store:
         store.record_run(run)
-    with Store(db) as store:
-        store.merge_run(staging, run.id)
-    _remove_store_file(staging)
-
-
-def _remove_store_file(path: Path) -> None:
-    for name in (path, path.with_name(path.name + ".wal")):
-        name.unlink(missing_ok=True)
+    if merge:
+        publish_run(db, staging, run.id)
 
 
 def comparable(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

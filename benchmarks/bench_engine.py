@@ -1,0 +1,152 @@
+"""Engine speed and memory, as figures and ratios measured in one process.
+
+    python benchmarks/bench_engine.py [--sentences N] [--memory-sentences M] [--work DIR]
+
+1. Evaluation with the attention methods (attention, attention_max, rollout; every layer; metrics
+   and store writes included) against a bare batched forward pass of the same model on the same
+   sentences (tokenize, length-bucket, forward under inference_mode). Target: ratio >= 0.75.
+2. Training examples/s with length bucketing against padding every batch to max length.
+3. Peak memory while evaluating M sentences, sampled after every chunk: flat, not growing.
+4. Store size in bytes per evaluated example.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from engine.align import encode
+from engine.batching import bucketed, collate
+from engine.evaluate import EvalSpec, evaluate
+from engine.ingest import ingest
+from engine.models import load_model
+from engine.store import Store
+from engine.synth import write_aesw
+from engine.train import TrainSpec, train
+
+ATTENTION_METHODS = ("attention", "attention_max", "rollout")
+
+
+def make_store(work: Path, sentences: int, name: str) -> Path:
+    corpus_file = work / f"{name}.xml"
+    write_aesw(corpus_file, sentences, seed=7)
+    db = work / f"{name}.duckdb"
+    with Store(db) as store:
+        ingest(store, corpus_file, corpus=name, split="test")
+    return db
+
+
+def bare_forward(db: Path, corpus: str, batch_size: int, max_length: int) -> float:
+    """Sentences/s of tokenize + bucket + forward: the floor any evaluation has to pay."""
+    loaded = load_model("minilm")
+    model = loaded.model.eval()
+    with Store(db, read_only=True) as store:
+        table = next(iter(store.example_batches(corpus, batch_rows=10**9)))
+    started = time.perf_counter()
+    encoded = encode(
+        loaded.tokenizer,
+        table.column("text").to_pylist(),
+        table.column("starts").to_pylist(),
+        table.column("ends").to_pylist(),
+        max_length,
+    )
+    with torch.inference_mode():
+        for rows in bucketed([len(e.input_ids) for e in encoded], batch_size):
+            batch = collate(encoded, rows, loaded.tokenizer.pad_token_id)
+            model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+    return table.num_rows / (time.perf_counter() - started)
+
+
+def attention_evaluation(db: Path, corpus: str, batch_size: int, max_length: int) -> float:
+    """Sentences/s of the real evaluation with the attention methods, store writes included."""
+    spec = EvalSpec(
+        corpus=corpus, model="minilm", split="test", methods=ATTENTION_METHODS,
+        batch_size=batch_size, max_length=max_length, faithfulness=False,
+    )  # fmt: skip
+    load_model("minilm")  # warm the file cache so both sides pay the same load
+    rates = []
+    evaluate(db, spec, on_progress=lambda p: rates.append(p.examples_per_s))
+    return rates[-1]
+
+
+def training_rates(db: Path, corpus: str, work: Path) -> tuple[float, float]:
+    rates = []
+    for pad in (False, True):
+        spec = TrainSpec(
+            corpus=corpus, epochs=1, limit=512, pad_to_max=pad, out=work / f"ckpt-{pad}"
+        )
+        rates.append(train(db, spec).history[0]["examples_per_s"])
+    return rates[0], rates[1]
+
+
+def memory_profile(db: Path, corpus: str) -> list[tuple[int, float]]:
+    """(examples done, peak RSS in MiB) after every chunk of an attention evaluation."""
+    spec = EvalSpec(
+        corpus=corpus, model="minilm", split="test", methods=ATTENTION_METHODS, faithfulness=False
+    )
+    samples: list[tuple[int, float]] = []
+    evaluate(
+        db,
+        spec,
+        on_progress=lambda p: samples.append(
+            (p.done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        ),
+    )
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sentences", type=int, default=1024)
+    parser.add_argument("--memory-sentences", type=int, default=20_000)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--work", type=Path, default=None)
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="editlens-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"torch threads: {torch.get_num_threads()}; work dir: {work}")
+
+    db = make_store(work, args.sentences, "speed")
+    bare = bare_forward(db, "speed", args.batch_size, args.max_length)
+    full = attention_evaluation(db, "speed", args.batch_size, args.max_length)
+    print(f"1. bare forward            {bare:8.1f} sentences/s  ({args.sentences} sentences)")
+    print(
+        f"   attention evaluation    {full:8.1f} sentences/s  ratio {full / bare:.2f} (target >= 0.75)"
+    )
+
+    with Store(db) as store:  # training needs train/dev splits: re-ingest the same file hashed
+        ingest(store, work / "speed.xml", corpus="speed-train")
+    bucketed_rate, padded_rate = training_rates(db, "speed-train", work)
+    print(f"2. training, bucketed      {bucketed_rate:8.1f} examples/s")
+    print(
+        f"   training, padded to max {padded_rate:8.1f} examples/s  speed-up {bucketed_rate / padded_rate:.2f}x"
+    )
+
+    memory_db = make_store(work, args.memory_sentences, "memory")
+    samples = memory_profile(memory_db, "memory")
+    marks = [samples[len(samples) * i // 4] for i in range(4)] + [samples[-1]]
+    print(
+        "3. peak RSS during evaluation: "
+        + ", ".join(f"{done:,} → {rss:,.0f} MiB" for done, rss in marks)
+    )
+    growth = samples[-1][1] - samples[len(samples) // 4][1]
+    print(f"   growth from 25 % to 100 % of the corpus: {growth:+.0f} MiB")
+
+    size = memory_db.stat().st_size
+    print(f"4. store: {size / args.memory_sentences:,.0f} bytes per evaluated example "
+          f"({size / 2**20:,.0f} MiB for {args.memory_sentences:,}; attention methods, 6 layers)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
