@@ -1,4 +1,5 @@
-"""The colour scale shared by word scores and the head grid; shapes carry it without colour."""
+"""The colour scale shared by word scores and the head grid, in pure rich (the CLI's `show`
+and the TUI both draw with it); shapes carry it where there is no colour."""
 
 from __future__ import annotations
 

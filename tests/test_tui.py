@@ -35,13 +35,20 @@ def data() -> tuple[list[Example], dict]:
 
 
 def expected(data, run: str, method: str = "attention", layer: int = 6, metric: str = "top3"):
-    """Bucket counts computed in Python from the rows the fixture wrote (no SQL involved)."""
+    """Bucket counts computed in Python from the rows the fixture wrote (no SQL involved).
+
+    ``outcomes`` maps every evaluated example to its metric: True, False, or None when the
+    example is not scorable (its outcome row carries no metrics)."""
     _, tables = data
     preds = tables[run]["predictions"].to_pylist()
     outcomes = {
         o["example"]: o[metric]
         for o in tables[run]["outcomes"].to_pylist()
         if o["method"] == method and o["layer"] == layer
+    }
+    assert len(outcomes) == len(preds)  # one outcome row per evaluated example
+    assert {e for e, v in outcomes.items() if v is None} == {
+        p["example"] for p in preds if not p["scorable"]
     }
     return preds, outcomes
 
@@ -106,10 +113,11 @@ async def test_examples_counts_match_the_fixture(db: Path, data) -> None:
     app = EditlensApp(db)
     async with app.run_test() as pilot:
         screen = await open_examples(pilot)
-        yes = sum(1 for v in outcomes.values() if v)
-        no = sum(1 for v in outcomes.values() if not v)
+        yes = sum(1 for v in outcomes.values() if v is True)
+        no = sum(1 for v in outcomes.values() if v is False)
+        unscorable = sum(1 for p in preds if not p["scorable"])
         text = counts_text(screen)
-        assert f"interpretable {yes:,} · not {no:,}" in text
+        assert f"interpretable {yes:,} · not {no:,} · unscorable {unscorable:,}" in text
         right = sum(p["pred"] == p["label"] for p in preds)
         assert f"right {right} · wrong {len(preds) - right}" in text
         assert f"of {len(preds)}" in status(screen)

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
-from tui.widgets import scale
+from engine import highlight
 
 
 def _tick(value: bool | None) -> str:
@@ -34,10 +34,10 @@ class ScoredSentence(Static):
         if detail is None:
             return Text("loading…", style="dim")
         values = row["scores"] if row else None
-        body = scale.sentence(detail["words"], detail["rationale"], values, detail["seen_words"])
+        body = highlight.sentence(detail["words"], detail["rationale"], values, detail["seen_words"])
         low = min(values) if values else None
         high = max(values) if values else None
-        return Group(body, Text(""), scale.legend(low, high))
+        return Group(body, Text(""), highlight.legend(low, high))
 
 
 class HeadGrid(Static):
@@ -54,7 +54,7 @@ class HeadGrid(Static):
         if not self.grid or not self.grid[0]:
             return Text("no per-head attention stored for this example", style="dim")
         values, layers, heads, current = self.grid
-        levels = scale.normalise(values)
+        levels = highlight.normalise(values)
         text = Text("[CLS]→rationale share by head", style="bold")
         text.append(f"  (max {max(values):.2f})\n", style="dim")
         text.append("    " + "".join(f"{h + 1:>3}" for h in range(heads)) + "\n", style="dim")
@@ -63,11 +63,11 @@ class HeadGrid(Static):
             text.append(label, style="bold" if layer + 1 == current else "dim")
             for head in range(heads):
                 level = levels[layer * heads + head]
-                index = scale.step(level)
+                index = highlight.step(level)
                 text.append(" ")
                 text.append(
-                    scale.shade(level) * 2,
-                    style=Style(color=scale.STEPS[index] or None),
+                    highlight.shade(level) * 2,
+                    style=Style(color=highlight.STEPS[index] or None),
                 )
             text.append("\n")
         return text
@@ -101,7 +101,7 @@ class RunComparison(Static):
                 )
             parts.append(head)
             parts.append(
-                scale.sentence(
+                highlight.sentence(
                     detail["words"], detail["rationale"], run["scores"], run["seen_words"]
                 )
                 if run["scores"] is not None
