@@ -320,13 +320,15 @@ class Store:
         unknown = set(tables) - set(RUN_TABLES)
         if unknown:
             raise ValueError(f"not run tables: {sorted(unknown)}")
-        with self.transaction():
-            for name, rows in tables.items():
-                self._con.register("chunk_rows", rows)
-                try:
-                    self._con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM chunk_rows")
-                finally:
-                    self._con.unregister("chunk_rows")
+        for name, rows in tables.items():
+            self._con.register(f"chunk_{name}", rows)
+        try:
+            with self.transaction():
+                for name in tables:
+                    self._con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM chunk_{name}")
+        finally:  # after the transaction: an aborted one refuses any other statement
+            for name in tables:
+                self._con.unregister(f"chunk_{name}")
 
     def done_examples(self, run_id: str) -> set[str]:
         """Examples a run already has predictions for: what a resumed job may skip."""

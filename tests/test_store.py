@@ -231,6 +231,13 @@ def run_tables(run_id: str = RUN_ID) -> dict[str, pa.Table]:
                 "example": examples,
                 "method": ["attention"] * 3,
                 "layer": pa.array([6, 6, 6], pa.int16()),
+                "label": [True, True, True],
+                "pred": [True, True, False],
+                "confidence": [0.9, 0.8, 0.8],
+                "kind": ["deleted"] * 3,
+                "rationale_size": pa.array([1, 1, 2], pa.int16()),
+                "seen_words": [8, 4, 4],
+                "scorable": [True, True, True],
                 "top3": [True, False, True],
                 "jaccard": [1.0, 0.0, 0.5],
             }
