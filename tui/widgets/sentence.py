@@ -34,7 +34,9 @@ class ScoredSentence(Static):
         if detail is None:
             return Text("loading…", style="dim")
         values = row["scores"] if row else None
-        body = highlight.sentence(detail["words"], detail["rationale"], values, detail["seen_words"])
+        body = highlight.sentence(
+            detail["words"], detail["rationale"], values, detail["seen_words"]
+        )
         low = min(values) if values else None
         high = max(values) if values else None
         return Group(body, Text(""), highlight.legend(low, high))
