@@ -1,0 +1,301 @@
+"""Evaluation end to end with the real minilm on a small AESW corpus written by the test."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import engine.evaluate as evaluate_module
+from engine.errors import EditlensError
+from engine.evaluate import EvalSpec, evaluate, staging_dir
+from engine.ingest import ingest
+from engine.metrics import classification
+from engine.models import load_model
+from engine.store import Store, publish_run
+
+pytestmark = pytest.mark.slow
+
+CORPUS = "tiny"
+LONG_ID = "9.0"  # its only edit lies past the length cut
+MAX_LENGTH = 32
+SUBJECTS = ["The bound", "Our method", "This result", "The proof", "Each sample", "The model"]
+TEMPLATES = {
+    "deleted": "{s} holds <del>the </del>for every _MATH_ in _REF_.",
+    "spelling": "{s} <del>folows</del><ins>follows</ins> from _CITE_.",
+    "inserted": "{s} is <ins>a </ins>simple consequence of _MATHDISP_.",
+    "mixed": "{s} is<del>,</del> shown in <ins>the </ins>appendix.",
+    "none": "{s} converges quickly in practice.",
+    "none2": "{s} improves on _CITE_ for large _MATH_.",
+}
+CHUNK = 8  # small chunks: the run is written in several, so interruption has a middle
+SPEC = EvalSpec(
+    corpus=CORPUS,
+    split="test",
+    methods=("attention", "rollout", "grad", "integrated_gradients", "random"),
+    max_length=MAX_LENGTH,
+    ig_steps=2,
+    batch_size=8,
+)
+QUICK = EvalSpec(
+    corpus=CORPUS, split="test", methods=("attention", "random"), layers=(6,), max_length=32
+)
+
+
+def write_xml(path: Path) -> Path:
+    """36 short sentences of five edit kinds, and one long one edited at its very end."""
+    sentences = []
+    for index, template in enumerate(TEMPLATES.values()):
+        for number, subject in enumerate(SUBJECTS):
+            sentences.append(
+                f'<sentence sid="{index + 1}.{number}">{template.format(s=subject)}</sentence>'
+            )
+    long = " ".join(["word"] * 40)
+    sentences.append(f'<sentence sid="{LONG_ID}">{long} and<del>,</del> done.</sentence>')
+    body = "\n".join(sentences)
+    path.write_text(f'<?xml version="1.0" encoding="UTF-8"?>\n<xml><p pid="1">\n{body}\n</p></xml>')
+    return path
+
+
+@pytest.fixture(scope="module")
+def cached_models():
+    """load_model once per (name, seed): evaluation never changes a model's weights."""
+    cache = {}
+
+    def cached(name: str, *, seed: int = 0):
+        if (name, seed) not in cache:
+            cache[name, seed] = load_model(name, seed=seed)
+        return cache[name, seed]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluate_module, "load_model", cached)
+        yield cache
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch, cached_models):
+    monkeypatch.setattr(evaluate_module, "CHUNK_ROWS", CHUNK)
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory, cached_models) -> Path:
+    folder = tmp_path_factory.mktemp("ingested")
+    db = folder / "store.duckdb"
+    with Store(db) as store:
+        ingest(store, write_xml(folder / "tiny.xml"), corpus=CORPUS, split="test")
+    return db
+
+
+@pytest.fixture(scope="module")
+def evaluated(ingested, tmp_path_factory) -> tuple[Path, str]:
+    db = tmp_path_factory.mktemp("evaluated") / "store.duckdb"
+    shutil.copy(ingested, db)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evaluate_module, "CHUNK_ROWS", CHUNK)
+        result = evaluate(db, SPEC)
+    assert result.merged and result.resumed == 0
+    return db, result.run_id
+
+
+@pytest.fixture
+def fresh(ingested, tmp_path) -> Path:
+    db = tmp_path / "store.duckdb"
+    shutil.copy(ingested, db)
+    return db
+
+
+def rows(db: Path, query: str, *params: object) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(query, list(params)).fetchall()
+
+
+def snapshot(db: Path) -> dict[str, list[tuple]]:
+    """Every table's rows, sorted, and the files beside the store: 'nothing written' means equal."""
+    with duckdb.connect(str(db), read_only=True) as con:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        content = {t: sorted(map(repr, con.execute(f"FROM {t}").fetchall())) for t in tables}
+    content["files"] = sorted(p.name for p in db.parent.iterdir())
+    return content
+
+
+# --- one complete run ------------------------------------------------------------------------
+
+
+def test_a_run_appears_with_a_prediction_for_every_example(evaluated) -> None:
+    db, run_id = evaluated
+    assert rows(db, "SELECT id, kind, corpus, split FROM runs WHERE kind = 'evaluate'") == [
+        (run_id, "evaluate", CORPUS, "test")
+    ]
+    examples = {r[0] for r in rows(db, "SELECT id FROM examples")}
+    predicted = [r[0] for r in rows(db, "SELECT example FROM predictions WHERE run = ?", run_id)]
+    assert len(examples) == 37
+    assert sorted(predicted) == sorted(examples)
+    assert not staging_dir(db).exists() or not any(staging_dir(db).iterdir())
+
+
+def test_every_example_has_an_outcome_per_method_and_layer(evaluated) -> None:
+    db, run_id = evaluated
+    keys = rows(db, "SELECT method, layer, count(*) FROM outcomes GROUP BY ALL ORDER BY ALL")
+    layered = [("attention", layer, 37) for layer in range(1, 7)]
+    assert keys == sorted(
+        [
+            *layered,
+            *[("rollout", layer, 37) for layer in range(1, 7)],
+            *[("grad", 0, 37), ("integrated_gradients", 0, 37), ("random", 0, 37)],
+        ]
+    )
+    scored = rows(db, "SELECT count(*) FROM scores WHERE run = ?", run_id)[0][0]
+    assert scored == 37 * (6 + 6 + 3)
+
+
+def test_metrics_are_null_exactly_when_an_example_is_not_scorable(evaluated) -> None:
+    db, _ = evaluated
+    nulls = rows(
+        db,
+        """SELECT scorable, bool_and(top3 IS NULL AND auprc IS NULL AND jaccard IS NULL),
+                  bool_and(top3 IS NOT NULL AND auprc IS NOT NULL) FROM outcomes GROUP BY ALL""",
+    )
+    assert sorted(nulls) == [(False, True, False), (True, False, True)]
+
+
+def expected_scorable(db: Path) -> set[str]:
+    """Needs an edit, has a rationale, and (every sentence but one is short) is not LONG_ID."""
+    return {
+        r[0]
+        for r in rows(db, "SELECT id FROM examples WHERE label AND len(rationale) > 0")
+        if r[0] != LONG_ID
+    }
+
+
+def test_summaries_count_both_populations_over_the_scorable_examples(evaluated) -> None:
+    db, run_id = evaluated
+    scorable = expected_scorable(db)
+    assert len(scorable) == 24  # deleted, spelling, inserted, mixed: 6 each
+    flagged = {
+        r[0] for r in rows(db, "SELECT example FROM predictions WHERE run = ? AND pred", run_id)
+    } & scorable
+    summaries = rows(db, "SELECT method, layer, population, n, top3 FROM summaries")
+    assert len(summaries) == (2 if flagged else 1) * (6 + 6 + 3)
+    for method, layer, population, n, top3 in summaries:
+        assert n == (len(scorable) if population == "all" else len(flagged)), (method, layer)
+        values = [
+            r[0]
+            for r in rows(
+                db,
+                """SELECT top3 FROM outcomes WHERE method = ? AND layer = ? AND scorable
+                   AND (? = 'all' OR pred)""",
+                method,
+                layer,
+                population,
+            )
+        ]
+        assert top3 == pytest.approx(sum(values) / len(values))
+
+
+def test_classification_figures_are_those_of_the_stored_labels_and_predictions(evaluated) -> None:
+    db, run_id = evaluated
+    stored = rows(db, "SELECT label, pred FROM predictions WHERE run = ?", run_id)
+    expected = classification([r[0] for r in stored], [r[1] for r in stored])
+    with Store(db, read_only=True) as store:
+        metrics = store.get_run(run_id).metrics
+    assert metrics["n"] == 37
+    for name in ("accuracy", "precision", "recall", "f1"):
+        assert metrics[name] == pytest.approx(getattr(expected, name))
+
+
+def test_a_rationale_word_past_the_length_cut_makes_the_example_unscorable(evaluated) -> None:
+    db, _ = evaluated
+    ((seen, scorable),) = rows(
+        db, "SELECT seen_words, scorable FROM predictions WHERE example = ?", LONG_ID
+    )
+    ((words, rationale),) = rows(
+        db, "SELECT len(words), rationale FROM examples WHERE id = ?", LONG_ID
+    )
+    assert seen == MAX_LENGTH - 2 < words and rationale == [41]
+    assert scorable is False
+    outcomes = rows(db, "SELECT scorable, top3, exact FROM outcomes WHERE example = ?", LONG_ID)
+    assert len(outcomes) == 15 and set(outcomes) == {(False, None, None)}
+    lengths = rows(db, "SELECT DISTINCT len(scores) FROM scores WHERE example = ?", LONG_ID)
+    assert lengths == [(seen,)]
+
+
+# --- interruption, staging, publishing --------------------------------------------------------
+
+
+def run_tables(db: Path, run_id: str) -> dict[str, list[tuple]]:
+    tables = ("predictions", "scores", "outcomes", "summaries")
+    return {t: sorted(rows(db, f"FROM {t} WHERE run = ?", run_id)) for t in tables}
+
+
+def test_an_interrupted_job_shows_nothing_and_resumes_to_the_same_results(fresh, evaluated) -> None:
+    def stop(progress) -> None:
+        raise KeyboardInterrupt
+
+    before = snapshot(fresh)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(fresh, SPEC, on_progress=stop)
+    assert {k: v for k, v in snapshot(fresh).items() if k != "files"} == {
+        k: v for k, v in before.items() if k != "files"
+    }
+    assert any(staging_dir(fresh).iterdir())  # the first chunk waits there
+    result = evaluate(fresh, SPEC)
+    assert result.resumed == CHUNK
+    reference_db, run_id = evaluated
+    assert result.run_id == run_id
+    assert run_tables(fresh, run_id) == run_tables(reference_db, run_id)
+
+
+def test_an_unmerged_run_stays_staged_until_published(fresh) -> None:
+    before = snapshot(fresh)
+    result = evaluate(fresh, QUICK, merge=False)
+    assert not result.merged and result.staging.is_file()
+    after = snapshot(fresh)
+    assert {k: v for k, v in after.items() if k != "files"} == {
+        k: v for k, v in before.items() if k != "files"
+    }
+    publish_run(fresh, result.staging, result.run_id)
+    assert rows(fresh, "SELECT id FROM runs") == [(result.run_id,)]
+    assert rows(fresh, "SELECT count(*) FROM predictions")[0][0] == 37
+    assert not result.staging.exists()
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def no_weights(tmp_path: Path) -> str:
+    folder = tmp_path / "empty-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    return str(folder)
+
+
+def pickle_only(tmp_path: Path) -> str:
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    (folder / "pytorch_model.bin").write_bytes(b"")
+    return str(folder)
+
+
+BAD = {
+    "unknown model": (lambda t: {"model": "no-such-model-anywhere"}, "cannot be loaded"),
+    "directory without weights": (lambda t: {"model": no_weights(t)}, "no weights"),
+    "pickle-only checkpoint": (lambda t: {"model": pickle_only(t)}, "pickle"),
+    "corpus not in the store": (lambda t: {"corpus": "absent"}, "not in"),
+    "split with no examples": (lambda t: {"split": "dev"}, "no examples"),
+    "layer zero": (lambda t: {"layers": (0,)}, "out of range"),
+    "layer past the last": (lambda t: {"layers": (6, 7)}, "out of range"),
+    "unknown method": (lambda t: {"methods": ("attention", "telepathy")}, "telepathy"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD), ids=list(BAD))
+def test_bad_input_raises_a_clear_error_and_writes_nothing(fresh, tmp_path, case) -> None:
+    make, message = BAD[case]
+    spec = EvalSpec(**{**QUICK.__dict__, **make(tmp_path)})
+    before = snapshot(fresh)
+    with pytest.raises(EditlensError, match=message):
+        evaluate(fresh, spec)
+    assert snapshot(fresh) == before
