@@ -17,6 +17,7 @@ from typing import Any
 import duckdb  # tests read and tamper with store files directly; the engine goes through Store
 import pyarrow.parquet as pq
 import pytest
+from store_snapshot import snapshot
 
 from engine.ingest import ingest
 from engine.store import SCHEMA_VERSION, Store
@@ -83,20 +84,6 @@ def editlens_all(
 def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     assert result.returncode == 0, result.stderr
     return result
-
-
-def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table: the store's content, to compare before and after a command."""
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        tables = [
-            row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
-        ]
-        return {
-            t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in sorted(tables)
-        }
-    finally:
-        con.close()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from store_snapshot import snapshot as store_snapshot
 
 import engine.evaluate as evaluate_module
 from engine.errors import EditlensError
@@ -111,13 +112,9 @@ def rows(db: Path, query: str, *params: object) -> list[tuple]:
         return con.execute(query, list(params)).fetchall()
 
 
-def snapshot(db: Path) -> dict[str, list[tuple]]:
-    """Every table's rows, sorted, and the files beside the store: 'nothing written' means equal."""
-    with duckdb.connect(str(db), read_only=True) as con:
-        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
-        content = {t: sorted(map(repr, con.execute(f"FROM {t}").fetchall())) for t in tables}
-    content["files"] = sorted(p.name for p in db.parent.iterdir())
-    return content
+def snapshot(db: Path) -> dict[str, list]:
+    """Every table's rows and the files beside the store: 'nothing written' means equal."""
+    return store_snapshot(db) | {"files": sorted(p.name for p in db.parent.iterdir())}
 
 
 # --- one complete run ------------------------------------------------------------------------

@@ -5,11 +5,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb  # tests read and tamper with store files directly; the engine goes through Store
 import pyarrow as pa
 import pytest
+from store_snapshot import snapshot
 
 from engine.corpus import Example
 from engine.ingest import ingest
@@ -22,20 +22,6 @@ XML = """<xml>
 <sentence sid="1.4">Nothing to change here.</sentence>
 </xml>
 """
-
-
-def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in a stable order: 'the store as it was', to compare."""
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        tables = [
-            row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
-        ]
-        return {
-            t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in sorted(tables)
-        }
-    finally:
-        con.close()
 
 
 def example(id: str, text: str = "A b.", split: str = "train") -> Example:
