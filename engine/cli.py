@@ -430,6 +430,73 @@ def show(
 
 
 @app.command()
+def study(
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the released rationale files (deleted.jsonl.gz, spelling.jsonl.gz); "
+            "required unless ../shared/aesw-rationales sits beside the repository."
+        ),
+    ] = None,
+    models: Annotated[
+        str | None, typer.Option(help="Models to fine-tune, comma-separated.")
+    ] = "minilm,minilm-random",
+    baseline: Annotated[
+        str, typer.Option(help="Model evaluated without fine-tuning ('' for none).")
+    ] = "minilm",
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where results.md and the plots go.")
+    ] = Path("data/study"),
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 1,
+    train_limit: Annotated[
+        int, typer.Option(help="Fine-tune on the first N training examples (0: all).")
+    ] = 1600,
+    seeds: Annotated[str, typer.Option(help="Fine-tuning seeds, comma-separated.")] = "13",
+    ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 4,
+    limit: Annotated[
+        int | None, typer.Option(help="Cap every training and evaluation set (a dry run).")
+    ] = None,
+    readme: Annotated[
+        Path | None,
+        typer.Option(help="File whose results markers to rewrite (default: ./README.md if any)."),
+    ] = None,
+    no_readme: Annotated[
+        bool, typer.Option("--no-readme", help="Write only <out>/results.md.")
+    ] = False,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """Reproduce the study on the released rationales: ingest, fine-tune, evaluate, results page."""
+    from engine.study import StudySpec, default_data_dir, run_study
+
+    data = data or default_data_dir()
+    if data is None:
+        raise EditlensError(
+            "pass --data DIR: the folder of the released rationale files "
+            "(deleted.jsonl.gz, spelling.jsonl.gz)"
+        )
+    if readme is None and not no_readme and Path("README.md").is_file():
+        readme = Path("README.md")
+    spec = StudySpec(
+        data=data, models=_names(models), baseline=baseline or None, out=out_dir,
+        epochs=epochs, seeds=tuple(int(s) for s in _names(seeds)),
+        train_limit=train_limit or None, ig_steps=ig_steps, limit=limit,
+        readme=None if no_readme else readme,
+    )  # fmt: skip
+    result = run_study(
+        db,
+        spec,
+        train=lambda path, s: run_training(path, s),
+        evaluate=lambda path, s: run_evaluation(path, s),
+        on_step=lambda step: err.print(
+            f"[bold]{step.name}[/]: {step.seconds:.0f} s" + (" (reused)" if step.reused else "")
+        ),
+    )
+    err.print(f"study finished in {result.seconds:.0f} s; results: {result.page}")
+    if spec.readme is not None:
+        err.print(f"rewrote the results section of {spec.readme}")
+
+
+@app.command()
 def demo(
     tui_after: Annotated[
         bool, typer.Option("--tui/--no-tui", help="Open the TUI at the end (when on a terminal).")

@@ -1,0 +1,188 @@
+"""Plots of report rows: top-3 match by layer in the terminal (plotext) and as PNG (matplotlib).
+
+Pure functions of the rows ``engine.report.report_rows`` returns (plus ``low``/``high`` for the
+method plot's intervals): no store, no SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+LAYER_METHODS = ("attention", "rollout")
+METHOD_ORDER = (
+    "attention",
+    "attention_max",
+    "rollout",
+    "grad",
+    "grad_x_input",
+    "integrated_gradients",
+    "random",
+)
+
+
+def layer_series(
+    rows: Sequence[dict[str, Any]], metric: str = "top3", population: str = "all"
+) -> dict[tuple[str, str, str], list[tuple[int, float]]]:
+    """(model, corpus, method) -> [(layer, value)] for the layered methods, layers ascending."""
+    series: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
+    for row in rows:
+        if (
+            row["method"] in LAYER_METHODS
+            and row["population"] == population
+            and row["layer"] >= 1
+            and row.get(metric) is not None
+        ):
+            key = (row["model"], f"{row['corpus']}/{row['split']}", row["method"])
+            series.setdefault(key, []).append((int(row["layer"]), float(row[metric])))
+    return {key: sorted(points) for key, points in series.items()}
+
+
+def terminal_layer_plot(rows: Sequence[dict[str, Any]], metric: str = "top3") -> str:
+    """Draw ``metric`` by layer for attention and rollout, one line per run, in the terminal."""
+    import plotext as plt
+
+    series = layer_series(rows, metric)
+    plt.clear_figure()
+    if not series:
+        text = f"nothing to plot: no attention or rollout rows with {metric}"
+        print(text)
+        return text
+    for (model, corpus, method), points in series.items():
+        plt.plot(
+            [layer for layer, _ in points],
+            [value for _, value in points],
+            label=f"{model} {corpus} {method}",
+            marker="dot" if method == "attention" else "braille",
+        )
+    plt.title(f"{metric} by layer (all scorable sentences)")
+    plt.xlabel("layer")
+    plt.ylim(0, 1)
+    plt.xticks(sorted({layer for points in series.values() for layer, _ in points}))
+    plt.plotsize(min(plt.terminal_width() or 100, 120), 25)
+    text = plt.build()
+    print(text)
+    return text
+
+
+def layer_plot_png(
+    rows: Sequence[dict[str, Any]], path: Path, metric: str = "top3", population: str = "all"
+) -> Path:
+    """One panel per data set: ``metric`` by layer, a line per model and layered method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = layer_series(rows, metric, population)
+    corpora = sorted({corpus for _, corpus, _ in series}) or ["(no rows)"]
+    fig, axes = plt.subplots(
+        1, len(corpora), figsize=(5.5 * len(corpora), 4), sharey=True, squeeze=False
+    )
+    colours: dict[str, Any] = {}
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, corpus in zip(axes[0], corpora, strict=True):
+        for (model, c, method), points in series.items():
+            if c != corpus:
+                continue
+            colour = colours.setdefault(model, cycle[len(colours) % len(cycle)])
+            ax.plot(
+                [layer for layer, _ in points],
+                [value for _, value in points],
+                marker="o" if method == "attention" else "s",
+                linestyle="-" if method == "attention" else "--",
+                color=colour,
+                label=f"{model} · {method}",
+            )
+        ax.set_title(corpus)
+        ax.set_xlabel("layer")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{metric} ({population})")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08 + 0.03 * ((len(labels) + 1) // 2), 1, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def method_plot_png(
+    rows: Sequence[dict[str, Any]], path: Path, metric: str = "top3", population: str = "all"
+) -> Path:
+    """Bars of ``metric`` per method at the last layer, grouped by model, one panel per data set.
+
+    Rows may carry ``low`` and ``high`` (a confidence interval), drawn as error bars.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    last: dict[tuple[str, str], int] = {}
+    for row in rows:
+        key = (row["run"], row["method"])
+        last[key] = max(last.get(key, 0), int(row["layer"]))
+    picked = [
+        row
+        for row in rows
+        if row["population"] == population
+        and row.get(metric) is not None
+        and int(row["layer"]) == last[(row["run"], row["method"])]
+    ]
+    corpora = sorted({f"{r['corpus']}/{r['split']}" for r in picked}) or ["(no rows)"]
+    models = list(dict.fromkeys(r["model"] for r in picked))
+    methods = [m for m in METHOD_ORDER if any(r["method"] == m for r in picked)]
+    methods += sorted({r["method"] for r in picked} - set(methods))
+    fig, axes = plt.subplots(
+        1, len(corpora), figsize=(6 * len(corpora), 4), sharey=True, squeeze=False
+    )
+    width = 0.8 / max(len(models), 1)
+    x = np.arange(len(methods))
+    for ax, corpus in zip(axes[0], corpora, strict=True):
+        for i, model in enumerate(models):
+            values, lows, highs = [], [], []
+            for method in methods:
+                row = next(
+                    (
+                        r
+                        for r in picked
+                        if r["model"] == model
+                        and r["method"] == method
+                        and f"{r['corpus']}/{r['split']}" == corpus
+                    ),
+                    None,
+                )
+                value = float(row[metric]) if row else np.nan
+                values.append(value)
+                lows.append(value - float(row.get("low", value)) if row else 0.0)
+                highs.append(float(row.get("high", value)) - value if row else 0.0)
+            ax.bar(x + i * width - 0.4 + width / 2, values, width, label=model)
+            ax.errorbar(
+                x + i * width - 0.4 + width / 2,
+                values,
+                yerr=[lows, highs],
+                fmt="none",
+                ecolor="black",
+                capsize=2,
+                linewidth=0.8,
+            )
+        ax.set_xticks(x, [m.replace("_", "\n") for m in methods], fontsize=7)
+        ax.set_title(corpus)
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel(f"{metric} ({population}), 95 % CI")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,281 @@
+"""The study, end to end: ingest the released rationales, fine-tune, evaluate, write the page.
+
+Reproduces Stevens & Su (arXiv 2011.14039) on the authors' released rationale files: a
+minimal-pair corpus from ``deleted.jsonl.gz`` (train/dev/test by id hash) to fine-tune on, its
+test split and every row of ``spelling.jsonl.gz`` (a transfer test: no spelling edit is seen in
+training) to evaluate on, with every rationale method and every layer, for each fine-tuned model
+and the pretrained-not-fine-tuned baseline. Everything lands in the store, so the TUI shows it.
+
+Rerunning is cheap: ingest replaces the corpora with identical rows (about a second), a finished
+training run is published again without loading its model, and an evaluation whose
+deterministic run id is already in the store is skipped. Step timings are kept in
+``<out>/timings.json`` so a rerun's page still reports what the work took when it was done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import EditlensError
+from engine.models import DEFAULT_MODEL, RANDOM_MODEL
+
+if TYPE_CHECKING:
+    from engine.evaluate import EvalResult, EvalSpec
+    from engine.train import TrainResult, TrainSpec
+
+DELETED = "aesw-deleted"
+SPELLING = "aesw-spelling"
+DATA_FILES = {DELETED: "deleted.jsonl.gz", SPELLING: "spelling.jsonl.gz"}
+DEFAULT_OUT = Path("data/study")
+TIMINGS = "timings.json"
+
+
+def default_data_dir() -> Path | None:
+    """``shared/aesw-rationales`` beside the repository, where this project keeps the release.
+
+    Users elsewhere pass ``--data DIR``; there is no default outside this layout.
+    """
+    candidate = Path(__file__).resolve().parents[2] / "shared" / "aesw-rationales"
+    return candidate if (candidate / DATA_FILES[DELETED]).is_file() else None
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """What the study runs. The defaults are sized to fit in under an hour on 2 CPU cores.
+
+    ``train_limit`` caps the fine-tuning examples (first by id, so minimal pairs stay together)
+    and ``ig_steps`` the integrated-gradients path: the two costs that do not fit otherwise.
+    ``limit`` caps everything (training and evaluation examples): for tests and dry runs.
+    """
+
+    data: Path
+    models: tuple[str, ...] = (DEFAULT_MODEL, RANDOM_MODEL)
+    baseline: str | None = DEFAULT_MODEL  # evaluated as is, never fine-tuned
+    out: Path = DEFAULT_OUT
+    epochs: int = 1
+    seeds: tuple[int, ...] = (13,)  # fine-tuning seeds: one trained model per model x seed
+    train_limit: int | None = 1600
+    lr: float = 5e-5
+    train_batch_size: int = 16
+    eval_batch_size: int = 32
+    max_length: int = 128
+    ig_steps: int = 4
+    baseline_faithfulness: bool = (
+        False  # its classifier head is untrained: nothing to be faithful to
+    )
+    limit: int | None = None
+    readme: Path | None = None  # a file with the results markers to rewrite; None: only the page
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the study and its wall time (measured when the work was done)."""
+
+    name: str
+    seconds: float
+    reused: bool  # nothing to do this time: ``seconds`` is from the run that did the work
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One evaluation of the study: which model in which role on which data set."""
+
+    run_id: str
+    model: str  # the base model's name (minilm, minilm-random, ...)
+    role: str  # "fine-tuned" or "not fine-tuned"
+    seed: int | None  # fine-tuning seed; None for the baseline
+    corpus: str
+
+
+@dataclass
+class StudyResult:
+    spec: StudySpec
+    train_runs: dict[str, str] = field(default_factory=dict)  # "model/seed" -> train run id
+    runs: list[StudyRun] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    seconds: float = 0.0  # this invocation's wall time
+    page: Path | None = None
+
+
+Trainer = Callable[[Path, "TrainSpec"], "TrainResult"]
+Evaluator = Callable[[Path, "EvalSpec"], "EvalResult"]
+
+
+def _train(db: Path, spec: TrainSpec) -> TrainResult:
+    from engine.train import train
+
+    return train(db, spec)
+
+
+def _evaluate(db: Path, spec: EvalSpec) -> EvalResult:
+    from engine.evaluate import evaluate
+
+    return evaluate(db, spec)
+
+
+def check_spec(spec: StudySpec) -> None:
+    """Everything that can be refused before an hour of work starts."""
+    missing = [name for name in DATA_FILES.values() if not (Path(spec.data) / name).is_file()]
+    if missing:
+        raise EditlensError(
+            f"{spec.data}: {', '.join(missing)} not found; pass --data DIR, the folder of the "
+            "released rationale files (deleted.jsonl.gz, spelling.jsonl.gz)"
+        )
+    if not spec.models:
+        raise EditlensError("no model to fine-tune; pass --models minilm,...")
+    if spec.epochs < 1 or spec.ig_steps < 1 or not spec.seeds:
+        raise EditlensError("epochs and ig steps must be at least 1, with at least one seed")
+    if spec.readme is not None:
+        from engine.results import check_readme
+
+        check_readme(spec.readme)
+
+
+def run_study(
+    db: Path,
+    spec: StudySpec,
+    *,
+    train: Trainer = _train,
+    evaluate: Evaluator = _evaluate,
+    on_step: Callable[[Step], None] | None = None,
+) -> StudyResult:
+    """Ingest, fine-tune, evaluate, write the results page; reuse every finished run."""
+    from engine.evaluate import ALL_METHODS, EvalSpec, run_id_for
+    from engine.ingest import ingest
+    from engine.store import Store
+    from engine.train import TrainSpec
+
+    check_spec(spec)
+    db = Path(db)
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings = _load_timings(out)
+    result = StudyResult(spec)
+    started = time.perf_counter()
+
+    def step(name: str, work: Callable[[], bool]) -> None:
+        """Run one step; ``work`` says whether it reused finished work."""
+        clock = time.perf_counter()
+        reused = work()
+        seconds = time.perf_counter() - clock
+        reused = reused and name in timings
+        if reused:
+            seconds = timings[name]["seconds"]
+        else:
+            timings[name] = {"seconds": seconds, "finished": datetime.now().isoformat()}
+            _save_timings(out, timings)
+        done = Step(name, seconds, reused)
+        result.steps.append(done)
+        if on_step:
+            on_step(done)
+
+    def ingest_all() -> bool:
+        with Store(db) as store:
+            ingest(store, Path(spec.data) / DATA_FILES[DELETED], corpus=DELETED, pairs=True)
+            ingest(
+                store,
+                Path(spec.data) / DATA_FILES[SPELLING],
+                corpus=SPELLING,
+                split="test",
+                kind="spelling",
+            )
+        return False  # always redone: a second, and the rows are the same
+
+    step("ingest", ingest_all)
+
+    checkpoints: list[tuple[str, int | None, str]] = []  # (model, seed, what to load)
+    for model in spec.models:
+        for seed in spec.seeds:
+            limits = [x for x in (spec.train_limit, spec.limit) if x is not None]
+            train_spec = TrainSpec(
+                corpus=DELETED,
+                model=model,
+                epochs=spec.epochs,
+                lr=spec.lr,
+                batch_size=spec.train_batch_size,
+                max_length=spec.max_length,
+                seed=seed,
+                limit=min(limits) if limits else None,
+            )
+            trained: list[TrainResult] = []
+
+            def fine_tune(s: TrainSpec = train_spec, box: list = trained) -> bool:
+                box.append(train(db, s))
+                return box[0].resumed_from_epoch >= len(box[0].history)
+
+            step(f"fine-tune {model} (seed {seed})", fine_tune)
+            result.train_runs[f"{model}/{seed}"] = trained[0].run_id
+            checkpoints.append((model, seed, str(trained[0].checkpoint)))
+    if spec.baseline:
+        checkpoints.append((spec.baseline, None, spec.baseline))
+
+    with Store(db, read_only=True) as store:
+        finished = {run.id for run in store.runs(kind="evaluate")}
+    for model, seed, source in checkpoints:
+        role = "not fine-tuned" if seed is None else "fine-tuned"
+        label = None
+        if seed is not None and len(spec.seeds) > 1:
+            label = f"{model}+ft:{DELETED}#seed{seed}"
+        for corpus in (DELETED, SPELLING):
+            eval_spec = EvalSpec(
+                corpus=corpus,
+                model=source,
+                split="test",
+                methods=ALL_METHODS,
+                limit=spec.limit,
+                batch_size=spec.eval_batch_size,
+                max_length=spec.max_length,
+                ig_steps=spec.ig_steps,
+                faithfulness=seed is not None or spec.baseline_faithfulness,
+                label=label,
+            )
+            run_id = run_id_for(eval_spec)
+
+            def run_eval(s: EvalSpec = eval_spec, run_id: str = run_id) -> bool:
+                if run_id in finished:
+                    return True
+                evaluate(db, s)
+                return False
+
+            seed_text = "" if seed is None else f" (seed {seed})"
+            step(f"evaluate {model}{seed_text}, {role}, on {corpus}/test", run_eval)
+            result.runs.append(StudyRun(run_id, model, role, seed, corpus))
+
+    def write_page() -> bool:
+        from engine.results import write_results
+
+        result.page = write_results(db, result, timings)
+        return False
+
+    result.seconds = time.perf_counter() - started
+    step("results page", write_page)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _load_timings(out: Path) -> dict[str, Any]:
+    try:
+        return json.loads((out / TIMINGS).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_timings(out: Path, timings: dict[str, Any]) -> None:
+    tmp = out / f".{TIMINGS}.tmp"
+    tmp.write_text(json.dumps(timings, indent=1))
+    tmp.replace(out / TIMINGS)
+
+
+def spec_summary(spec: StudySpec) -> dict[str, Any]:
+    """The spec as JSON-safe values, as the page prints it."""
+    summary = asdict(spec)
+    summary["data"] = str(spec.data)
+    summary["out"] = str(spec.out)
+    summary["readme"] = None if spec.readme is None else str(spec.readme)
+    return summary
