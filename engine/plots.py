@@ -39,29 +39,50 @@ def layer_series(
     return {key: sorted(points) for key, points in series.items()}
 
 
-def terminal_layer_plot(rows: Sequence[dict[str, Any]], metric: str = "top3") -> str:
-    """Draw ``metric`` by layer for attention and rollout, one line per run, in the terminal."""
+def terminal_layer_plot(
+    rows: Sequence[dict[str, Any]], metric: str = "top3", *, width: int | None = None
+) -> str:
+    """Draw ``metric`` by layer for attention and rollout, a line per run, in the terminal.
+
+    Prints the plot and returns it (without colours when stdout is not a terminal).
+    """
+    import shutil
+    import sys
+
     import plotext as plt
 
     series = layer_series(rows, metric)
-    plt.clear_figure()
     if not series:
         text = f"nothing to plot: no attention or rollout rows with {metric}"
         print(text)
         return text
-    for (model, corpus, method), points in series.items():
-        plt.plot(
-            [layer for layer, _ in points],
-            [value for _, value in points],
-            label=f"{model} {corpus} {method}",
-            marker="dot" if method == "attention" else "braille",
-        )
-    plt.title(f"{metric} by layer (all scorable sentences)")
-    plt.xlabel("layer")
-    plt.ylim(0, 1)
-    plt.xticks(sorted({layer for points in series.values() for layer, _ in points}))
-    plt.plotsize(min(plt.terminal_width() or 100, 120), 25)
-    text = plt.build()
+    width = width or min(shutil.get_terminal_size((100, 25)).columns, 120)
+    title = f"{metric} by layer (all scorable sentences)"
+    layers = sorted({layer for points in series.values() for layer, _ in points})
+    if hasattr(plt, "plot"):  # plotext 5
+        plt.clf()
+        for (model, corpus, method), points in series.items():
+            plt.plot(*zip(*points, strict=True), label=f"{model} {corpus} {method}")
+        plt.title(title)
+        plt.xlabel("layer")
+        plt.ylim(0, 1)
+        plt.xticks(layers)
+        plt.plotsize(width, 25)
+        text = plt.build()
+    else:  # plotext 6: the figure object API
+        figure = plt.figure
+        figure.clear.all()
+        for (model, corpus, method), points in series.items():
+            x, y = zip(*points, strict=True)
+            figure.draw(figure.signal(list(x), list(y)).label(f"{model} {corpus} {method}").lines())
+        figure.title(title)
+        figure.ruler(1).lim(0, 1)
+        figure.ruler(0).ticks(layers)
+        figure.label("layer", axis=0)
+        figure.plot_size(width, 25)
+        text = str(figure.build())
+    if not sys.stdout.isatty():
+        text = plt.uncolorize(text)
     print(text)
     return text
 

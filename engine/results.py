@@ -434,7 +434,40 @@ def _by_method(fig: Figures, images: str) -> list[str]:
         lines += [f"Top-3 match on `{corpus}`/test:", ""]
         lines += _table(["model", "N", *METHODS], rows, right=1)
         lines.append("")
+    lines += [_attention_vs_gradients(fig), ""]
     return lines
+
+
+def _attention_vs_gradients(fig: Figures) -> str:
+    """The later paper's claim (attention beats gradient saliency), checked on our main model."""
+    main = next((m for m in fig.models if m.role == "fine-tuned"), None)
+    if main is None:
+        return ""
+    parts = []
+    for corpus in CORPORA:
+        run = main.runs.get(corpus)
+        attention = _est(fig, run, "attention", main.layers, "all")
+        gradients = {
+            method: _est(fig, run, method, 0, "all")
+            for method in ("grad", "grad_x_input", "integrated_gradients")
+        }
+        gradients = {k: v for k, v in gradients.items() if v is not None and v.n}
+        if attention is None or not gradients:
+            continue
+        best, est = max(gradients.items(), key=lambda item: item[1].mean)
+        if attention.low > est.high:
+            verdict = "attention is ahead, with intervals apart"
+        elif attention.high < est.low:
+            verdict = f"{best} is ahead, with intervals apart"
+        else:
+            verdict = "the intervals overlap: no winner at this N"
+        parts.append(
+            f"on `{corpus}`, last-layer attention {attention.mean:.3f} vs the best gradient "
+            f"method ({best}) {est.mean:.3f}: {verdict}"
+        )
+    if not parts:
+        return ""
+    return f"For {main.name}, " + "; ".join(parts) + "."
 
 
 def _layer(m: ModelFigures, method: str) -> int:
@@ -508,6 +541,17 @@ def _classification(fig: Figures) -> list[str]:
     ]
     lines += _table(header, rows, right=1)
     lines += ["", _together(fig), ""]
+    for m in fig.models:
+        flagged = m.classification.get("aesw-deleted", {}).get("flagged")
+        if flagged is not None and flagged.n and not 0.05 < flagged.mean < 0.95:
+            answer = "needs edit" if flagged.mean >= 0.95 else "no edit"
+            lines += [
+                f"{m.name} answers '{answer}' for {flagged.mean:.0%} of `deleted`/test: it has "
+                "not learned the task, so its flagged population is "
+                + ("all sentences" if answer == "needs edit" else "nearly empty")
+                + " and its accuracy says nothing about its attention.",
+                "",
+            ]
     return lines
 
 
@@ -577,9 +621,15 @@ def _gaps(fig: Figures, main: ModelFigures | None) -> list[str]:
         "bert-base-uncased` where its weights are cached. **Training data**: the paper "
         "fine-tuned on the full AESW training set (about 1.2 M sentences); we fine-tune on "
         f"{_limit(s)} examples of the released subset of one dev split's deleted sentences and "
-        "their edited twins, so the classifier barely learns the task (see the accuracy), "
-        "and a model that cannot tell a sentence from its edited twin has no reason to attend "
-        f"to the edit. **Epochs**: {s['epochs']} here, sized to fit the hour on 2 CPU cores; "
+        "their edited twins"
+        + (
+            f"; at an accuracy of {acc.mean:.3f} the classifier has barely learned the task, and "
+            "a model that cannot tell a sentence from its edited twin has no reason to attend "
+            "to the edit"
+            if acc is not None and acc.mean < 0.7
+            else ""
+        )
+        + f". **Epochs**: {s['epochs']} here, sized to fit the hour on 2 CPU cores; "
         "`--epochs 3 --train-limit 0` (all of the released training split) is the first thing "
         "to try with more time. Integrated gradients uses "
         f"{s['ig_steps']} steps (a coarse path integral) for the same reason. Our random row "

@@ -1,0 +1,287 @@
+"""The study: its results page from known figures, the README section, the plots, a tiny run."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from engine.errors import EditlensError
+from engine.metrics import mean_with_ci
+from engine.plots import layer_plot_png, method_plot_png, terminal_layer_plot
+from engine.report import report_rows
+from engine.results import (
+    END,
+    LAYERS_PNG,
+    METHODS_PNG,
+    START,
+    check_readme,
+    ci,
+    classification_cis,
+    replace_section,
+    write_results,
+)
+from engine.store import Run, Store, publish_run
+from engine.study import DELETED, SPELLING, Step, StudyResult, StudyRun, StudySpec, run_study
+
+LAYERS = 2
+T0 = datetime(2025, 1, 1, 9, 0, 0)
+# Per run: the examples (id, label, pred, scorable) and top-3 outcomes of last-layer attention.
+DELETED_EXAMPLES = [
+    ("a", True, True, True),
+    ("a/edited", False, False, False),
+    ("b", True, True, True),
+    ("b/edited", False, True, False),
+    ("c", True, True, True),
+    ("c/edited", False, False, False),
+    ("d", True, False, True),
+    ("d/edited", False, False, False),
+]
+ATTENTION_TOP3 = {"a": True, "b": True, "c": False, "d": True}  # all 0.750, flagged (a, b, c) 2/3
+RANDOM_TOP3 = {"a": False, "b": False, "c": True, "d": False}  # all 0.250, flagged 1/3
+SPELLING_EXAMPLES = [("s1", True, True, True), ("s2", True, True, True), ("s3", True, False, True)]
+
+
+def _record(db: Path, tmp: Path, run_id: str, model: str, corpus: str, examples) -> None:
+    """One evaluation run with known outcomes, published through the real store code."""
+    predictions: dict[str, list] = {}
+    outcomes: dict[str, list] = {}
+    for example, label, pred, scorable in examples:
+        for key, value in dict(
+            run=run_id, example=example, label=label, prob=0.9 if pred else 0.1, pred=pred,
+            confidence=0.9, seen_words=10, scorable=scorable,
+        ).items():  # fmt: skip
+            predictions.setdefault(key, []).append(value)
+        for method, layer in [
+            ("attention", 1), ("attention", 2), ("rollout", 1), ("rollout", 2), ("random", 0),
+        ]:  # fmt: skip
+            table = RANDOM_TOP3 if method == "random" else ATTENTION_TOP3
+            top3 = table.get(example, example in ("s1", "s2")) if scorable else None
+            if method == "attention" and layer == 1 and scorable:
+                top3 = False
+            faithful = scorable and layer in (0, LAYERS)
+            row = dict(
+                run=run_id, method=method, layer=layer, example=example, label=label, pred=pred,
+                confidence=0.9, kind="deleted", rationale_size=1, seen_words=10,
+                scorable=scorable, exact=top3, top3=top3, hit1=top3,
+                jaccard=float(top3) if scorable else None, jaccard50=top3,
+                token_f1=float(top3) if scorable else None, auprc=0.5 if scorable else None,
+                comprehensiveness=0.2 if faithful else None,
+                sufficiency=0.1 if faithful else None,
+            )  # fmt: skip
+            for key, value in row.items():
+                outcomes.setdefault(key, []).append(value)
+    staging = tmp / f"{run_id}.duckdb"
+    with Store(staging) as store:
+        store.write_chunk({"predictions": pa.table(predictions), "outcomes": pa.table(outcomes)})
+        store.record_run(
+            Run(
+                id=run_id, kind="evaluate", model=model, checkpoint=model, corpus=corpus,
+                split="test", layers=LAYERS, heads=2, config={}, metrics={"accuracy": 0.5},
+                started=T0, finished=T0,
+            )
+        )  # fmt: skip
+    publish_run(db, staging, run_id)
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> tuple[Path, StudyResult]:
+    """A store with a fine-tuned and a baseline model, each on both data sets, and its result."""
+    db = tmp_path / "study.duckdb"
+    runs = []
+    for model, role, seed, display in [
+        ("minilm", "fine-tuned", 13, "minilm+ft:aesw-deleted"),
+        ("minilm", "not fine-tuned", None, "minilm"),
+    ]:
+        for corpus, examples in ((DELETED, DELETED_EXAMPLES), (SPELLING, SPELLING_EXAMPLES)):
+            run_id = f"eval-{display}-{corpus}"
+            _record(db, tmp_path, run_id, display, corpus, examples)
+            runs.append(StudyRun(run_id, model, role, seed, corpus))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nintro\n\n## Results\n\n{START}\nold text\n{END}\n\ntail\n")
+    spec = StudySpec(data=tmp_path, models=("minilm",), out=tmp_path / "out", readme=readme)
+    result = StudyResult(spec, runs=runs, steps=[Step("ingest", 1.5, False)])
+    result.steps.append(Step("fine-tune minilm (seed 13)", 125.0, True))
+    return db, result
+
+
+def _expected_ci(values: list[bool]) -> str:
+    return ci(mean_with_ci(values, resamples=1000, seed=0))
+
+
+def test_page_shows_known_figures_beside_the_papers(study: tuple[Path, StudyResult]) -> None:
+    db, result = study
+    page = write_results(db, result, {}).read_text()
+    flagged = _expected_ci([True, True, False])  # a, b, c are flagged; c misses
+    everyone = _expected_ci([True, True, False, True])
+    spelling_flagged = _expected_ci([True, True])
+    spelling_all = _expected_ci([True, True, False])
+    assert flagged.startswith("0.667 (") and everyone.startswith("0.750 (")
+    assert (
+        f"| minilm (fine-tuned, seed 13) | BERT-base, fine-tuned | 0.709 | {flagged} | 3 | "
+        f"{everyone} | 4 | 0.804 | {spelling_flagged} | 2 | {spelling_all} | 3 |"
+    ) in page
+    assert "| minilm (not fine-tuned) | BERT-base, not fine-tuned | 0.085 |" in page
+    random_flagged = _expected_ci([False, False, True])
+    assert (
+        "| random ranking (in minilm (fine-tuned, seed 13)'s runs) | random ranking | 0.1300 | "
+        f"{random_flagged} | 3 |"
+    ) in page
+    # the per-layer table: layer 1 misses every sentence, layer 2 is the headline
+    assert f"| minilm (fine-tuned, seed 13) | attention | {ci(mean_with_ci([False] * 4), 2)} |" in (
+        page
+    )
+    assert "| fine-tune minilm (seed 13) | 2.1 min | reused" in page
+    assert "| **total** | **2.1 min** |" in page
+    assert "RoBERTa-base, fine-tuned 0.639 / 0.738" in page
+
+
+def test_every_headline_figure_carries_a_bootstrap_interval(
+    study: tuple[Path, StudyResult],
+) -> None:
+    db, result = study
+    page = write_results(db, result, {}).read_text()
+    headline = page.split("#### Top-3 match")[1].split("####")[0]
+    header = next(line for line in headline.splitlines() if line.startswith("| model"))
+    assert "deleted: ours, flagged" in header and "spelling: ours, all" in header
+    rows = [line for line in headline.splitlines() if line.startswith("| minilm")]
+    interval = re.compile(r"\d\.\d{3} \(\d\.\d{3}–\d\.\d{3}\)")
+    assert rows and all(len(interval.findall(row)) == 4 for row in rows)
+    classification = page.split("#### Classification")[1].split("####")[0]
+    assert len(interval.findall(classification)) >= 8  # accuracy, F1, flagged, top-3 x models
+    assert "95 % percentile-bootstrap" in page
+
+
+def test_readme_section_is_replaced_and_nothing_else(study: tuple[Path, StudyResult]) -> None:
+    db, result = study
+    readme = result.spec.readme
+    before = readme.read_text()
+    write_results(db, result, {})
+    after = readme.read_text()
+    head, tail = before.split(START)[0], before.split(END)[1]
+    assert after.startswith(head + START + "\n") and after.endswith(END + tail)
+    assert "old text" not in after
+    assert f"](out/{LAYERS_PNG})" in after  # links relative to the README
+    assert f"]({LAYERS_PNG})" in (result.spec.out / "results.md").read_text()
+    assert replace_section(after, "x") == head + START + "\nx\n" + END + tail
+
+
+def test_readme_without_markers_is_a_clear_error(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers here\n")
+    with pytest.raises(EditlensError, match="results:start"):
+        check_readme(readme)
+    spec = StudySpec(data=Path("/work/shared/aesw-rationales"), readme=readme, out=tmp_path)
+    data = tmp_path / "data"
+    _write_released(data, 4, 2)
+    spec = StudySpec(data=data, readme=readme, out=tmp_path / "out")
+    with pytest.raises(EditlensError, match="results:start"):
+        run_study(tmp_path / "x.duckdb", spec)  # refused before any work
+    assert not (tmp_path / "x.duckdb").exists()
+    assert readme.read_text() == "# no markers here\n"
+
+
+def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(EditlensError, match="--data"):
+        run_study(tmp_path / "x.duckdb", StudySpec(data=tmp_path / "nowhere", out=tmp_path))
+
+
+def test_plots_are_written_as_png_files(study: tuple[Path, StudyResult], tmp_path: Path) -> None:
+    db, result = study
+    write_results(db, result, {})
+    for name in (LAYERS_PNG, METHODS_PNG):
+        assert (result.spec.out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Store(db, read_only=True) as store:
+        rows = report_rows(store)
+    assert layer_plot_png(rows, tmp_path / "p" / "l.png").stat().st_size > 1000
+    assert method_plot_png(rows, tmp_path / "p" / "m.png").stat().st_size > 1000
+    text = terminal_layer_plot(rows, "top3")
+    assert "top3 by layer" in text
+
+
+def test_classification_intervals_hold_the_point_estimate() -> None:
+    figures = classification_cis([True, True, False, False], [True, False, False, True])
+    assert figures["accuracy"].mean == 0.5 and figures["f1"].mean == 0.5
+    assert figures["flagged"].mean == 0.5
+    for est in figures.values():
+        assert est.low <= est.mean <= est.high and est.n == 4
+
+
+# --- a tiny study, end to end ---------------------------------------------------------------
+
+WORDS = [
+    "the",
+    "model",
+    "of",
+    "the",
+    "sentence",
+    "is",
+    ",",
+    "as",
+    "shown",
+    "in",
+    "the",
+    "results",
+    ":",
+    "a",
+    "good",
+    "one",
+]
+
+
+def _write_released(folder: Path, deleted: int, spelling: int) -> None:
+    """Released-format rationale files: one extra comma (deleted) or one misspelt word."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(deleted):
+        words = [*WORDS[: 4 + i % 5], ",", *WORDS[4 + i % 5 :]]
+        rows.append({"id": f"{i}.1", "sent": " ".join(words), "words": ["[CLS]", *words, "[SEP]"],
+                     "best_words": [5 + i % 5]})  # fmt: skip
+    _gzip(folder / "deleted.jsonl.gz", rows)
+    rows = []
+    for i in range(spelling):
+        words = list(WORDS)
+        words[1 + i % 4] = "modle"
+        rows.append({"id": f"{i}.2", "sent": " ".join(words), "words": ["[CLS]", *words, "[SEP]"],
+                     "best_words": [2 + i % 4]})  # fmt: skip
+    _gzip(folder / "spelling.jsonl.gz", rows)
+
+
+def _gzip(path: Path, rows: list[dict]) -> None:
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+
+
+@pytest.mark.slow
+def test_tiny_study_runs_end_to_end_and_reruns_cheaply(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    _write_released(data, 60, 6)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{START}\n{END}\n")
+    spec = StudySpec(
+        data=data, models=("minilm",), out=tmp_path / "out", limit=12, ig_steps=2,
+        train_batch_size=8, readme=readme,
+    )  # fmt: skip
+    db = tmp_path / "study.duckdb"
+    first = run_study(db, spec)
+    assert [run.corpus for run in first.runs] == [DELETED, SPELLING, DELETED, SPELLING]
+    assert {run.role for run in first.runs} == {"fine-tuned", "not fine-tuned"}
+    with Store(db, read_only=True) as store:
+        evaluated = {run.id for run in store.runs(kind="evaluate")}
+        methods = {row["method"] for row in report_rows(store)}
+    assert evaluated == {run.run_id for run in first.runs}
+    assert {"attention", "rollout", "integrated_gradients", "random"} <= methods
+    page = (spec.out / "results.md").read_text()
+    assert "#### Top-3 match" in page and "| **total** |" in page
+    assert (spec.out / LAYERS_PNG).is_file() and "#### Gaps" in readme.read_text()
+    second = run_study(db, spec)
+    assert second.seconds < first.seconds / 2
+    assert all(step.reused for step in second.steps if step.name.startswith("evaluate"))
+    assert [s.seconds for s in second.steps if s.reused] == [
+        s.seconds for s in first.steps if s.name in {r.name for r in second.steps if r.reused}
+    ]
