@@ -217,12 +217,15 @@ def run_training(db: Path, spec: TrainSpec, *, merge: bool = True) -> TrainResul
         task = bar.add_task(f"train {spec.model} on {spec.corpus}", total=None, detail="")
 
         def show(p: TrainProgress) -> None:
+            detail = f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f} {p.examples_per_s:.0f} ex/s"
             bar.update(
                 task,
                 completed=(p.epoch - 1) * p.steps + p.step,
                 total=p.epochs * p.steps,
-                detail=f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f} {p.examples_per_s:.0f} ex/s",
+                detail=detail,
             )
+            if bar.disable and p.step == p.steps:  # no live bar (a log, CI): a line per epoch
+                err.print(f"train {spec.model} on {spec.corpus}: {detail}")
 
         result = run_train(db, spec, on_progress=show, merge=merge)
     table = Table(

@@ -33,7 +33,7 @@ from engine.metrics import (
     plausibility_batch,
     rank_words,
 )
-from engine.models import DEFAULT_MODEL, LoadedModel, load_model
+from engine.models import DEFAULT_MODEL, LoadedModel, load_model, model_label, slug
 from engine.store import Run, Store, publish_run
 
 ALL_METHODS = tuple(METHODS)
@@ -78,9 +78,9 @@ class EvalResult:
 
 
 def run_id_for(spec: EvalSpec) -> str:
+    """Deterministic, so rerunning the same evaluation finds its staging store and resumes."""
     digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:8]
-    slug = Path(spec.model).name if Path(spec.model).is_dir() else spec.model.replace("/", "_")
-    return f"eval-{slug}-{spec.corpus}-{spec.split}-{digest}"
+    return f"eval-{slug(model_label(spec.model))}-{slug(spec.corpus)}-{spec.split}-{digest}"
 
 
 def staging_dir(db: Path) -> Path:
@@ -198,13 +198,7 @@ class _Evaluator:
         self.methods = [METHODS[name] for name in spec.methods]
         self.layers = sorted(spec.layers) or list(range(1, loaded.layers + 1))
         self.needs_attentions = any(m.needs_attentions for m in self.methods)
-        meta = loaded.meta
-        default = (
-            f"{meta['model']}+ft:{meta['corpus']}"
-            if {"model", "corpus"} <= meta.keys()
-            else spec.model
-        )
-        self.display_name = spec.label or default
+        self.display_name = spec.label or model_label(spec.model)
 
     def _method_layers(self, layered: bool) -> list[int]:
         return self.layers if layered else [0]

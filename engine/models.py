@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -87,6 +88,23 @@ def load_model(name: str, *, seed: int = 0) -> LoadedModel:
     meta_file = Path(source) / CHECKPOINT_META
     meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
     return LoadedModel(name=name, source=source, model=model, tokenizer=tokenizer, meta=meta)
+
+
+def model_label(name: str) -> str:
+    """What users call a model: ``minilm+ft:corpus`` for our checkpoints, a directory's name, or
+    the registry/hub name; read from the checkpoint's editlens.json, without loading weights."""
+    path = Path(name).expanduser()
+    meta_file = path / CHECKPOINT_META
+    if meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        if {"model", "corpus"} <= meta.keys():
+            return f"{meta['model']}+ft:{meta['corpus']}"
+    return path.name if path.is_dir() and path.name else name
+
+
+def slug(text: str) -> str:
+    """A name safe in run ids and file names."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
 
 
 def save_checkpoint(loaded: LoadedModel, directory: Path, meta: dict[str, Any]) -> None:

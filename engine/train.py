@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import random
-import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EditlensError
+from engine.models import model_label, slug
 
 if TYPE_CHECKING:
     import torch
@@ -112,20 +112,10 @@ def _identity(spec: TrainSpec) -> dict[str, Any]:
     return identity
 
 
-def model_label(model: str) -> str:
-    """What users call the base model: a registry or hub name as given, a directory by its name."""
-    path = Path(model).expanduser()
-    return path.name if path.is_dir() and path.name else model
-
-
 def run_id_for(spec: TrainSpec) -> str:
     """Deterministic, so rerunning the same command finds its own state and replaces its run."""
     digest = hashlib.sha1(json.dumps(_identity(spec), sort_keys=True).encode()).hexdigest()[:8]
-    return f"train-{_slug(model_label(spec.model))}-{_slug(spec.corpus)}-{digest}"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+    return f"train-{slug(model_label(spec.model))}-{slug(spec.corpus)}-{digest}"
 
 
 # --- the run -------------------------------------------------------------------------------------
