@@ -565,6 +565,18 @@ def _together(fig: Figures) -> str:
             pairs.append((m.name, acc, top3))
     if len(pairs) < 2:
         return "One model cannot say whether accuracy and interpretability move together."
+    apart = any(
+        a.low > b.high or b.low > a.high
+        for i, (_, a, _) in enumerate(pairs)
+        for _, b, _ in pairs[i:]
+    )
+    if not apart:
+        return (
+            "The accuracies of our models cannot be told apart (their intervals overlap), so "
+            "they cannot test whether classification and interpretability move together: "
+            "that needs models of one family at clearly different accuracies (more data, "
+            "epochs, seeds, checkpoints, sizes)."
+        )
     by_acc = [name for name, _, _ in sorted(pairs, key=lambda p: -p[1].mean)]
     by_top3 = [name for name, _, _ in sorted(pairs, key=lambda p: -p[2].mean)]
     order = "the same order" if by_acc == by_top3 else "different orders"
@@ -612,6 +624,16 @@ def _gaps(fig: Figures, main: ModelFigures | None) -> list[str]:
 
     paper = PAPER["BERT-base, fine-tuned"]
     s = fig.settings
+    history = (main.train or {}).get("history") or []
+    rate = history[0].get("examples_per_s") if history else None
+    train_size = fig.corpora.get("aesw-deleted", {}).get("train", 0)
+    cost = (
+        f" At the rate we measured ({rate:.1f} examples/s on this shared machine), 3 epochs on "
+        f"all {train_size:,} training examples would take about "
+        f"{3 * train_size / rate / 3600:.1f} h per model."
+        if rate and train_size
+        else ""
+    )
     lines.append(
         f"Our fine-tuned `{main.model}` reaches a top-3 match of {versus(d, paper[0])} on "
         f"`deleted`, and {versus(sp, paper[1])} on `spelling`, with a `deleted` accuracy of "
@@ -632,7 +654,7 @@ def _gaps(fig: Figures, main: ModelFigures | None) -> list[str]:
         + f". **Epochs**: {s['epochs']} here, sized to fit the hour on 2 CPU cores; "
         "`--epochs 3 --train-limit 0` (all of the released training split) is the first thing "
         "to try with more time. Integrated gradients uses "
-        f"{s['ig_steps']} steps (a coarse path integral) for the same reason. Our random row "
+        f"{s['ig_steps']} steps (a coarse path integral) for the same reason.{cost} Our random row "
         "and our no-fine-tuning row are the checks that do not depend on training: they should "
         "sit near the paper's whatever the model size."
     )

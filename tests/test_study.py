@@ -264,7 +264,7 @@ def test_tiny_study_runs_end_to_end_and_reruns_cheaply(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\n{END}\n")
     spec = StudySpec(
-        data=data, models=("minilm",), out=tmp_path / "out", limit=12, ig_steps=2,
+        data=data, models=("minilm",), out=tmp_path / "out", limit=8, ig_steps=1,
         train_batch_size=8, readme=readme,
     )  # fmt: skip
     db = tmp_path / "study.duckdb"
