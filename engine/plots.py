@@ -116,6 +116,22 @@ def layer_plot_png(
                 color=colour,
                 label=f"{model} · {method}",
             )
+        chance = [
+            float(r[metric])
+            for r in rows
+            if r["method"] == "random"
+            and r["population"] == population
+            and f"{r['corpus']}/{r['split']}" == corpus
+            and r.get(metric) is not None
+        ]
+        if chance:
+            ax.axhline(sum(chance) / len(chance), color="grey", linestyle=":", linewidth=1)
+            ax.annotate("random ranking", (0.01, sum(chance) / len(chance) + 0.01),
+                        xycoords=("axes fraction", "data"), fontsize=7, color="grey")  # fmt: skip
+        layers = sorted(
+            {layer for (_, c, _), pts in series.items() if c == corpus for layer, _ in pts}
+        )
+        ax.set_xticks(layers)
         ax.set_title(corpus)
         ax.set_xlabel("layer")
         ax.set_ylim(0, 1)
