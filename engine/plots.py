@@ -69,17 +69,23 @@ def terminal_layer_plot(
         plt.xticks(layers)
         plt.plotsize(width, 25)
         text = plt.build()
-    else:  # plotext 6: the figure object API
+    else:  # plotext 6: the figure object API; a panel per data set x method
         figure = plt.figure
         figure.clear.all()
-        for (model, corpus, method), points in series.items():
-            x, y = zip(*points, strict=True)
-            figure.draw(figure.signal(list(x), list(y)).label(f"{model} {corpus} {method}").lines())
-        figure.title(title)
-        figure.ruler(1).lim(0, 1)
-        figure.ruler(0).ticks(layers)
-        figure.label("layer", axis=0)
-        figure.plot_size(width, 25)
+        corpora = sorted({corpus for _, corpus, _ in series})
+        methods = [m for m in LAYER_METHODS if any(k[2] == m for k in series)]
+        figure.subplots(len(corpora), len(methods))
+        for row, corpus in enumerate(corpora, 1):
+            for col, method in enumerate(methods, 1):
+                panel = figure.subplot(row, col)
+                for (model, c, m), points in series.items():
+                    if (c, m) == (corpus, method):
+                        x, y = zip(*points, strict=True)
+                        panel.draw(panel.signal(list(x), list(y)).label(model).lines())
+                panel.title(f"{metric}: {corpus} · {method}")
+                panel.ruler(1).lim(0, 1)
+                panel.ruler(0).ticks(layers)
+        figure.plot_size(width, 16 * len(corpora))
         text = str(figure.build())
     if not sys.stdout.isatty():
         text = plt.uncolorize(text)
