@@ -201,7 +201,7 @@ def test_plots_are_written_as_png_files(study: tuple[Path, StudyResult], tmp_pat
     assert layer_plot_png(rows, tmp_path / "p" / "l.png").stat().st_size > 1000
     assert method_plot_png(rows, tmp_path / "p" / "m.png").stat().st_size > 1000
     text = terminal_layer_plot(rows, "top3")
-    assert "top3 by layer" in text
+    assert "top3: aesw-deleted/test · attention" in text
 
 
 def test_classification_intervals_hold_the_point_estimate() -> None:
