@@ -383,7 +383,10 @@ def _headline(fig: Figures) -> list[str]:
             if name not in {paper_counterpart(m.model, m.role == "fine-tuned") for m in fig.models}
             and name != "random ranking"
         )
-        + " (deleted / spelling).",
+        + " (deleted / spelling). The paper's random row is over its full release; ours is "
+        "over our test sentences. A model that was not fine-tuned has an untrained classifier "
+        "head, so its flagged population is whatever that head happens to say (in the paper "
+        "too).",
         "",
     ]
     return lines
