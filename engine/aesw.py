@@ -7,7 +7,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from xml.parsers import expat
 
-from engine.corpus import Example, tokenize_words, words_around, words_touching
+from engine.corpus import (
+    EDITED_SUFFIX,
+    Example,
+    tokenize_words,
+    unedited,
+    words_around,
+    words_touching,
+)
 from engine.errors import InputError
 from engine.sources import Source
 
@@ -22,12 +29,14 @@ class _Markup:
     """A sentence's text before editing, where the editor deleted and where they inserted."""
 
     text: str = ""
+    after: str = ""  # the sentence as the editor left it
     deleted: list[tuple[int, int]] = field(default_factory=list)  # spans in text
     deleted_words: list[str] = field(default_factory=list)
     inserted: list[tuple[int, str]] = field(default_factory=list)  # (point in text, new text)
 
     def keep(self, chunk: str | None) -> None:
         self.text += chunk or ""
+        self.after += chunk or ""
 
     def delete(self, chunk: str) -> None:
         if chunk:
@@ -38,10 +47,15 @@ class _Markup:
     def insert(self, chunk: str) -> None:
         if chunk:
             self.inserted.append((len(self.text), chunk))
+            self.after += chunk
 
 
-def read_aesw(source: Source) -> Iterator[Example]:
-    """Yield one Example per ``<sentence>`` in constant memory (elements are dropped once read)."""
+def read_aesw(source: Source, *, pairs: bool = False) -> Iterator[Example]:
+    """Yield one Example per ``<sentence>`` in constant memory (elements are dropped once read).
+
+    With ``pairs``, each edited sentence is followed by its text after editing, labelled "no
+    edit": a minimal pair, as the study built from its released deletions.
+    """
     parents: list[ET.Element] = []
     index = 0
     try:
@@ -54,7 +68,10 @@ def read_aesw(source: Source) -> Iterator[Example]:
             parents.pop()
             if element.tag == "sentence":
                 index += 1
-                yield _example(source, element, index)
+                example, after = _example(source, element, index)
+                yield example
+                if pairs and example.label:
+                    yield unedited(example.id + EDITED_SUFFIX, after)
             if element.tag in ("sentence", "p") and parents:
                 parents[-1].remove(element)
     except ET.ParseError as error:
@@ -65,7 +82,8 @@ def read_aesw(source: Source) -> Iterator[Example]:
         raise InputError(source.path, f"line {line}", problem, fix) from None
 
 
-def _example(source: Source, element: ET.Element, index: int) -> Example:
+def _example(source: Source, element: ET.Element, index: int) -> tuple[Example, str]:
+    """The sentence before editing, with its rationale, and its text after editing."""
     sid = element.get("sid")
     if not sid:
         raise InputError(source.path, f"sentence #{index}", "has no sid attribute", _FIX)
@@ -87,7 +105,7 @@ def _example(source: Source, element: ET.Element, index: int) -> Example:
     for point, _ in markup.inserted:
         if point not in edges:  # an insertion beside a deletion is a replacement: already counted
             rationale |= words_around(starts, ends, point)
-    return Example(
+    example = Example(
         id=sid,
         text=markup.text,
         words=tuple(words),
@@ -97,6 +115,7 @@ def _example(source: Source, element: ET.Element, index: int) -> Example:
         rationale=tuple(sorted(rationale)),
         kind=kind,
     )
+    return example, markup.after
 
 
 def _edit_kind(markup: _Markup) -> str:

@@ -58,7 +58,11 @@ def ingest(
         str | None, typer.Option(help="Corpus name (default: the file's stem).")
     ] = None,
     pairs: Annotated[
-        bool, typer.Option("--pairs", help="Add each deleted row's edited twin (label: no edit).")
+        bool,
+        typer.Option(
+            "--pairs",
+            help="Add each edited sentence's after-editing twin (label: no edit): minimal pairs.",
+        ),
     ] = False,
     split: Annotated[
         str | None, typer.Option(help="Put every example in this split instead of hashing ids.")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 EDIT_KINDS = ("deleted", "spelling", "inserted", "mixed", "none")
 PLACEHOLDERS = ("_MATH_", "_MATHDISP_", "_CITE_", "_REF_")
 SPLITS = ("train", "dev", "test")
+EDITED_SUFFIX = "/edited"  # id of a sentence's after-editing twin in a minimal pair
 
 # Abbreviations whose period belongs to the word (as in NLTK's tokens of the released set).
 _ABBREVIATIONS = (
@@ -57,6 +58,12 @@ def tokenize_words(text: str) -> tuple[list[str], list[int], list[int]]:
             ends.append(start + len(piece))
             start += len(piece)
     return words, starts, ends
+
+
+def unedited(example_id: str, text: str) -> Example:
+    """A sentence that needs no edit (the after-editing half of a minimal pair)."""
+    words, starts, ends = tokenize_words(text)
+    return Example(example_id, text, tuple(words), tuple(starts), tuple(ends), False, (), "none")
 
 
 def locate_words(text: str, words: list[str]) -> tuple[list[int], list[int]] | None:

@@ -13,9 +13,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from engine.aesw import read_aesw
-from engine.corpus import SPLITS, Example, assign_split
+from engine.corpus import EDITED_SUFFIX, SPLITS, Example, assign_split
 from engine.errors import EditlensError
-from engine.released import EDITED_SUFFIX, Skipped, kind_from_name, read_released
+from engine.released import Skipped, kind_from_name, read_released
 from engine.sources import open_source
 from engine.store import Store, examples_to_arrow
 
@@ -77,7 +77,7 @@ def ingest(
     started = time.perf_counter()
     with open_source(path) as source:
         if fmt == "aesw":
-            examples: Iterable[Example] = read_aesw(source)
+            examples: Iterable[Example] = read_aesw(source, pairs=pairs)
         else:
             kind = kind or kind_from_name(path.name)
             if kind is None:

@@ -7,12 +7,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from engine.corpus import EDIT_KINDS, Example, locate_words
+from engine.corpus import EDIT_KINDS, EDITED_SUFFIX, Example, locate_words
 from engine.errors import InputError
 from engine.sources import Source
 
 FIELDS = ("id", "sent", "words", "best_words")
-EDITED_SUFFIX = "/edited"
 _FIX = "each line must be a JSON object with id, sent, words, best_words (see the study's release)"
 
 

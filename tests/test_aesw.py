@@ -312,3 +312,23 @@ def test_non_utf8_bytes_in_xml_suggest_saving_as_utf8(tmp_path: Path) -> None:
     path.write_bytes(b'<xml>\n<sentence sid="1.1">caf\xe9 au lait.</sentence>\n</xml>\n')
     with pytest.raises(InputError, match=r"latin1\.xml:line 2: .*save the file as UTF-8"):
         read(path)
+
+
+def test_pairs_follow_each_edited_sentence_with_its_text_after_editing(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.xml"
+    path.write_text(
+        '<xml><sentence sid="1.0">We show<del>,</del> that <ins>the </ins>model works.</sentence>'
+        '<sentence sid="1.1">Nothing to change.</sentence></xml>',
+        encoding="utf-8",
+    )
+    with open_source(path) as source:
+        examples = list(read_aesw(source, pairs=True))
+    assert [(e.id, e.label, e.kind) for e in examples] == [
+        ("1.0", True, "mixed"),
+        ("1.0/edited", False, "none"),
+        ("1.1", False, "none"),
+    ]
+    twin = examples[1]
+    assert twin.text == "We show that the model works."
+    assert twin.words == ("We", "show", "that", "the", "model", "works", ".")
+    assert twin.rationale == ()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.corpus import Example
+from engine.corpus import EDITED_SUFFIX, Example
 from engine.errors import InputError
 from engine.ingest import ingest
-from engine.released import EDITED_SUFFIX, Skipped, kind_from_name, read_released
+from engine.released import Skipped, kind_from_name, read_released
 from engine.sources import open_source
 from engine.store import Store
 
