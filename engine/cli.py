@@ -522,12 +522,21 @@ def demo(
     started = time.perf_counter()
     corpus_file = demo_corpus()
     with Store(db) as store:
-        summary = run_ingest(store, corpus_file, corpus=DEMO_CORPUS)
+        summary = run_ingest(store, corpus_file, corpus=DEMO_CORPUS, pairs=True)
     err.print(f"ingested {summary.rows:,} sentences from {corpus_file} as corpus {DEMO_CORPUS!r}")
-    trained = run_training(db, TrainSpec(corpus=DEMO_CORPUS, model=DEFAULT_MODEL, epochs=epochs))
+    # Minimal pairs and a small model's learning rate: on 2 cores, two epochs learn the task.
+    trained = run_training(
+        db, TrainSpec(corpus=DEMO_CORPUS, model=DEFAULT_MODEL, epochs=epochs, lr=DEMO_LR)
+    )
     run_ids = []
     for model in (str(trained.checkpoint), DEFAULT_MODEL, RANDOM_MODEL):
-        spec = EvalSpec(corpus=DEMO_CORPUS, model=model, split="test", methods=ALL_METHODS)
+        spec = EvalSpec(
+            corpus=DEMO_CORPUS,
+            model=model,
+            split="test",
+            methods=ALL_METHODS,
+            ig_steps=DEMO_IG_STEPS,
+        )
         run_ids.append(run_evaluation(db, spec).run_id)
     with Store(db, read_only=True) as store:
         out.print(render(store, report_rows(store, run_ids)))
@@ -541,6 +550,8 @@ def demo(
 
 
 DEMO_CORPUS = "synthetic"
+DEMO_LR = 1e-4
+DEMO_IG_STEPS = 8
 
 
 def demo_corpus() -> Path:
