@@ -368,10 +368,6 @@ class Store:
         finally:
             self._con.execute("DETACH staging")
 
-    def delete_run(self, run_id: str) -> None:
-        with self.transaction():
-            self._delete_run_rows(run_id)
-
     def _delete_run_rows(self, run_id: str) -> None:
         for name in (*RUN_TABLES, "summaries"):
             self._con.execute(f"DELETE FROM {name} WHERE run = ?", [run_id])
