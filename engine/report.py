@@ -48,55 +48,44 @@ def headline_layer(rows: list[dict[str, Any]], run: Run, method: str) -> int:
 
 
 def render(store: Store, rows: list[dict[str, Any]], metric: str = "top3") -> Group:
-    """The study's tables: method comparison per population, then attention by layer."""
-    runs = {row["run"]: store.get_run(row["run"]) for row in rows}
+    """The study's tables, one column per run so they fit 80 columns: methods at the last layer
+    for each population (with classification and N on top), then the layered methods by layer."""
+    runs = [store.get_run(run_id) for run_id in dict.fromkeys(row["run"] for row in rows)]
     methods = sorted({row["method"] for row in rows}, key=_method_order)
     by_key = {(r["run"], r["method"], r["layer"], r["population"]): r for r in rows}
+
+    def cell(run: Run, method: str, layer: int, population: str) -> str:
+        row = by_key.get((run.id, method, layer, population))
+        return "–" if row is None or row[metric] is None else f"{row[metric]:.3f}"
+
+    def run_table(title: str) -> Table:
+        table = Table(title=title, title_justify="left")
+        table.add_column("")
+        for run in runs:
+            table.add_column(f"{run.model}\n{run.corpus}/{run.split}", justify="right")
+        return table
+
     tables: list[Table] = []
     for population, title in POPULATION_TITLES.items():
-        table = Table(title=f"{metric} at the last layer: {title}", title_justify="left")
-        for column in ("model", "corpus/split", "acc", "F1", "N"):
-            table.add_column(column, justify="right" if column in ("acc", "F1", "N") else "left")
+        table = run_table(f"{metric} at the last layer: {title}")
+        for figure in ("accuracy", "f1"):
+            table.add_row(figure, *(_figure(run.metrics.get(figure)) for run in runs))
+        n = [
+            next((r["n"] for r in rows if r["run"] == run.id and r["population"] == population), 0)
+            for run in runs
+        ]
+        table.add_row("N", *(f"{count:,}" for count in n), end_section=True)
         for method in methods:
-            table.add_column(method.replace("_", " "), justify="right")
-        for run in runs.values():
-            cells, n = [], None
-            for method in methods:
-                row = by_key.get((run.id, method, headline_layer(rows, run, method), population))
-                cells.append("–" if row is None or row[metric] is None else f"{row[metric]:.3f}")
-                n = n or (row and row["n"])
             table.add_row(
-                run.model,
-                f"{run.corpus}/{run.split}",
-                _figure(run.metrics.get("accuracy")),
-                _figure(run.metrics.get("f1")),
-                f"{n or 0:,}",
-                *cells,
+                method,
+                *(cell(run, method, headline_layer(rows, run, method), population) for run in runs),
             )
         tables.append(table)
-    layered = [m for m in ("attention", "attention_max", "rollout") if m in methods]
-    if layered:
-        depth = max(run.layers for run in runs.values())
-        table = Table(title=f"{metric} by layer (all scorable sentences)", title_justify="left")
-        table.add_column("model")
-        table.add_column("method")
+    depth = max((run.layers for run in runs), default=0)
+    for method in (m for m in ("attention", "attention_max", "rollout") if m in methods):
+        table = run_table(f"{metric} of {method} by layer (all scorable sentences)")
         for layer in range(1, depth + 1):
-            table.add_column(f"L{layer}", justify="right")
-        for run in runs.values():
-            for method in layered:
-                values = [
-                    by_key.get((run.id, method, layer, "all")) for layer in range(1, depth + 1)
-                ]
-                if not any(values):
-                    continue
-                table.add_row(
-                    run.model,
-                    method,
-                    *(
-                        "–" if v is None or v[metric] is None else f"{v[metric]:.3f}"
-                        for v in values
-                    ),
-                )
+            table.add_row(f"layer {layer}", *(cell(run, method, layer, "all") for run in runs))
         tables.append(table)
     return Group(*tables)
 
