@@ -374,6 +374,7 @@ def _headline(fig: Figures) -> list[str]:
             ]
         rows.append(cells)
     lines += _table(header, rows, right=2)
+    lines += ["", _subword_note(fig)] if _subword_note(fig) else []
     lines += [
         "",
         "The paper's other rows, for reference (no counterpart here): "
@@ -390,6 +391,25 @@ def _headline(fig: Figures) -> list[str]:
         "",
     ]
     return lines
+
+
+def _subword_note(fig: Figures) -> str:
+    """Why a model with random weights can look interpretable on spelling."""
+    untrained = next((m for m in fig.models if "random" in m.model.lower()), None)
+    if untrained is None:
+        return ""
+    run = untrained.runs.get("aesw-spelling")
+    attention = _est(fig, run, HEADLINE_METHOD, untrained.layers, "all")
+    chance = _est(fig, run, "random", 0, "all")
+    if attention is None or chance is None:
+        return ""
+    return (
+        f"Word scores are sums over a word's subwords. A misspelt word splits into more "
+        f"subwords than most, so attention spread evenly already favours it: {untrained.name}, "
+        f"whose weights were never pre-trained, reaches {attention.mean:.3f} on `spelling` "
+        f"against {chance.mean:.3f} for a random ranking. Read the spelling column with that "
+        "floor in mind."
+    )
 
 
 def _by_layer(fig: Figures, images: str) -> list[str]:
@@ -501,7 +521,7 @@ def _faithfulness(fig: Figures) -> list[str]:
             if not any(c for c, _ in ests):
                 continue
             rows.append(
-                [m.name, CORPUS_TITLES[corpus], *(f"{ci(c, 2)} / {ci(s, 2)}" for c, s in ests)]
+                [m.name, CORPUS_TITLES[corpus], *(f"{ci(c, 4)} / {ci(s, 4)}" for c, s in ests)]
             )
     lines += _table(["model", "data set", *METHODS], rows, right=2) if rows else ["(none)"]
     lines.append("")
@@ -548,8 +568,9 @@ def _classification(fig: Figures) -> list[str]:
         flagged = m.classification.get("aesw-deleted", {}).get("flagged")
         if flagged is not None and flagged.n and not 0.05 < flagged.mean < 0.95:
             answer = "needs edit" if flagged.mean >= 0.95 else "no edit"
+            share = flagged.mean if answer == "needs edit" else 1 - flagged.mean
             lines += [
-                f"{m.name} answers '{answer}' for {flagged.mean:.0%} of `deleted`/test: it has "
+                f"{m.name} answers '{answer}' for {share:.0%} of `deleted`/test: it has "
                 "not learned the task, so its flagged population is "
                 + ("all sentences" if answer == "needs edit" else "nearly empty")
                 + " and its accuracy says nothing about its attention.",

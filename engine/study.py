@@ -216,7 +216,8 @@ def run_study(
         checkpoints.append((spec.baseline, None, spec.baseline))
 
     with Store(db, read_only=True) as store:
-        finished = {run.id for run in store.runs(kind="evaluate")}
+        # by configuration, not by id: ids embed a display slug that may change between versions
+        finished = {_config_key(run.config): run.id for run in store.runs(kind="evaluate")}
     for model, seed, source in checkpoints:
         role = "not fine-tuned" if seed is None else "fine-tuned"
         label = None
@@ -235,17 +236,18 @@ def run_study(
                 faithfulness=seed is not None or spec.baseline_faithfulness,
                 label=label,
             )
-            run_id = run_id_for(eval_spec)
+            key = _config_key(asdict(eval_spec))
+            run_ids = [finished.get(key, run_id_for(eval_spec))]
 
-            def run_eval(s: EvalSpec = eval_spec, run_id: str = run_id) -> bool:
-                if run_id in finished:
+            def run_eval(s: EvalSpec = eval_spec, key: str = key, box: list = run_ids) -> bool:
+                if key in finished:
                     return True
-                evaluate(db, s)
+                box[0] = evaluate(db, s).run_id
                 return False
 
             seed_text = "" if seed is None else f" (seed {seed})"
             step(f"evaluate {model}{seed_text}, {role}, on {corpus}/test", run_eval)
-            result.runs.append(StudyRun(run_id, model, role, seed, corpus))
+            result.runs.append(StudyRun(run_ids[0], model, role, seed, corpus))
 
     def write_page() -> bool:
         from engine.results import write_results
@@ -257,6 +259,11 @@ def run_study(
     step("results page", write_page)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _config_key(config: dict[str, Any]) -> str:
+    """An evaluation's configuration as canonical JSON (tuples and lists compare equal)."""
+    return json.dumps(json.loads(json.dumps(config, default=str)), sort_keys=True)
 
 
 def _load_timings(out: Path) -> dict[str, Any]:
