@@ -74,6 +74,7 @@ def terminal_layer_plot(
         figure.clear.all()
         corpora = sorted({corpus for _, corpus, _ in series})
         methods = [m for m in LAYER_METHODS if any(k[2] == m for k in series)]
+        keys = {model: str(i) for i, model in enumerate(dict.fromkeys(k[0] for k in series), 1)}
         figure.subplots(len(corpora), len(methods))
         for row, corpus in enumerate(corpora, 1):
             for col, method in enumerate(methods, 1):
@@ -81,12 +82,12 @@ def terminal_layer_plot(
                 for (model, c, m), points in series.items():
                     if (c, m) == (corpus, method):
                         x, y = zip(*points, strict=True)
-                        panel.draw(panel.signal(list(x), list(y)).label(model).lines())
+                        panel.draw(panel.signal(list(x), list(y)).label(keys[model]).lines())
                 panel.title(f"{metric}: {corpus} · {method}")
                 panel.ruler(1).lim(0, 1)
                 panel.ruler(0).ticks(layers)
         figure.plot_size(width, 16 * len(corpora))
-        text = str(figure.build())
+        text = str(figure.build()) + "\n" + "   ".join(f"{k} = {m}" for m, k in keys.items())
     if not sys.stdout.isatty():
         text = plt.uncolorize(text)
     print(text)
