@@ -454,10 +454,11 @@ def study(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where results.md and the plots go.")
     ] = Path("data/study"),
-    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 1,
+    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 2,
+    lr: Annotated[float, typer.Option(help="Peak learning rate of fine-tuning.")] = 1e-4,
     train_limit: Annotated[
         int, typer.Option(help="Fine-tune on the first N training examples (0: all).")
-    ] = 1600,
+    ] = 4000,
     seeds: Annotated[str, typer.Option(help="Fine-tuning seeds, comma-separated.")] = "13",
     ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 4,
     limit: Annotated[
@@ -485,7 +486,7 @@ def study(
         readme = Path("README.md")
     spec = StudySpec(
         data=data, models=_names(models), baseline=baseline or None, out=out_dir,
-        epochs=epochs, seeds=tuple(int(s) for s in _names(seeds)),
+        epochs=epochs, lr=lr, seeds=tuple(int(s) for s in _names(seeds)),
         train_limit=train_limit or None, ig_steps=ig_steps, limit=limit,
         readme=None if no_readme else readme,
     )  # fmt: skip
