@@ -10,16 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-LAYER_METHODS = ("attention", "rollout")
-METHOD_ORDER = (
-    "attention",
-    "attention_max",
-    "rollout",
-    "grad",
-    "grad_x_input",
-    "integrated_gradients",
-    "random",
-)
+from engine.methods import LAYER_PLOT_METHODS, METHOD_NAMES
 
 
 def layer_series(
@@ -29,7 +20,7 @@ def layer_series(
     series: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
     for row in rows:
         if (
-            row["method"] in LAYER_METHODS
+            row["method"] in LAYER_PLOT_METHODS
             and row["population"] == population
             and row["layer"] >= 1
             and row.get(metric) is not None
@@ -73,7 +64,7 @@ def terminal_layer_plot(
         figure = plt.figure
         figure.clear.all()
         corpora = sorted({corpus for _, corpus, _ in series})
-        methods = [m for m in LAYER_METHODS if any(k[2] == m for k in series)]
+        methods = [m for m in LAYER_PLOT_METHODS if any(k[2] == m for k in series)]
         keys = {model: str(i) for i, model in enumerate(dict.fromkeys(k[0] for k in series), 1)}
         figure.subplots(len(corpora), len(methods))
         for row, corpus in enumerate(corpora, 1):
@@ -181,7 +172,7 @@ def method_plot_png(
     ]
     corpora = sorted({f"{r['corpus']}/{r['split']}" for r in picked}) or ["(no rows)"]
     models = list(dict.fromkeys(r["model"] for r in picked))
-    methods = [m for m in METHOD_ORDER if any(r["method"] == m for r in picked)]
+    methods = [m for m in METHOD_NAMES if any(r["method"] == m for r in picked)]
     methods += sorted({r["method"] for r in picked} - set(methods))
     fig, axes = plt.subplots(
         1, len(corpora), figsize=(6 * len(corpora), 4), sharey=True, squeeze=False

@@ -8,6 +8,7 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
+from engine.methods import method_order
 from engine.store import OUTCOME_METRICS, Run, Store
 
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1")
@@ -51,7 +52,7 @@ def render(store: Store, rows: list[dict[str, Any]], metric: str = "top3") -> Gr
     """The study's tables, one column per run so they fit 80 columns: methods at the last layer
     for each population (with classification and N on top), then the layered methods by layer."""
     runs = [store.get_run(run_id) for run_id in dict.fromkeys(row["run"] for row in rows)]
-    methods = sorted({row["method"] for row in rows}, key=_method_order)
+    methods = sorted({row["method"] for row in rows}, key=method_order)
     by_key = {(r["run"], r["method"], r["layer"], r["population"]): r for r in rows}
 
     def cell(run: Run, method: str, layer: int, population: str) -> str:
@@ -88,19 +89,6 @@ def render(store: Store, rows: list[dict[str, Any]], metric: str = "top3") -> Gr
             table.add_row(f"layer {layer}", *(cell(run, method, layer, "all") for run in runs))
         tables.append(table)
     return Group(*tables)
-
-
-def _method_order(method: str) -> tuple[int, str]:
-    order = (
-        "attention",
-        "attention_max",
-        "rollout",
-        "grad",
-        "grad_x_input",
-        "integrated_gradients",
-        "random",
-    )
-    return (order.index(method) if method in order else len(order), method)
 
 
 def _figure(value: Any) -> str:

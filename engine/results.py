@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import EditlensError
+from engine.methods import LAYER_PLOT_METHODS, METHOD_NAMES
 from engine.metrics import Estimate, mean_with_ci
 
 if TYPE_CHECKING:
@@ -52,16 +53,6 @@ def write_readme(path: Path, section: str) -> None:
 # --- the figures -------------------------------------------------------------------------------
 
 HEADLINE_METHOD = "attention"  # last-layer [CLS] row, heads averaged (= summed for a ranking)
-METHODS = (
-    "attention",
-    "attention_max",
-    "rollout",
-    "grad",
-    "grad_x_input",
-    "integrated_gradients",
-    "random",
-)
-LAYER_METHODS = ("attention", "rollout")
 CORPORA = ("aesw-deleted", "aesw-spelling")
 CORPUS_TITLES = {"aesw-deleted": "deleted", "aesw-spelling": "spelling"}
 RESAMPLES = 1000
@@ -424,7 +415,7 @@ def _by_layer(fig: Figures, images: str) -> list[str]:
         rows = []
         for m in fig.models:
             run = m.runs.get(corpus)
-            for method in LAYER_METHODS:
+            for method in LAYER_PLOT_METHODS:
                 cells = [m.name, method]
                 estimates = [_est(fig, run, method, layer, "all") for layer in range(1, depth + 1)]
                 if not any(estimates):
@@ -451,11 +442,11 @@ def _by_method(fig: Figures, images: str) -> list[str]:
             run = m.runs.get(corpus)
             if run is None:
                 continue
-            ests = [_est(fig, run, method, _layer(m, method), "all") for method in METHODS]
+            ests = [_est(fig, run, method, _layer(m, method), "all") for method in METHOD_NAMES]
             n = next((e.n for e in ests if e is not None), 0)
             rows.append([m.name, f"{n:,}", *(ci(e, 2) for e in ests)])
         lines += [f"Top-3 match on `{corpus}`/test:", ""]
-        lines += _table(["model", "N", *METHODS], rows, right=1)
+        lines += _table(["model", "N", *METHOD_NAMES], rows, right=1)
         lines.append("")
     lines += [_attention_vs_gradients(fig), ""]
     return lines
@@ -516,14 +507,14 @@ def _faithfulness(fig: Figures) -> list[str]:
                     _est(fig, run, method, _layer(m, method), "all", "comprehensiveness"),
                     _est(fig, run, method, _layer(m, method), "all", "sufficiency"),
                 )
-                for method in METHODS
+                for method in METHOD_NAMES
             ]
             if not any(c for c, _ in ests):
                 continue
             rows.append(
                 [m.name, CORPUS_TITLES[corpus], *(f"{ci(c, 4)} / {ci(s, 4)}" for c, s in ests)]
             )
-    lines += _table(["model", "data set", *METHODS], rows, right=2) if rows else ["(none)"]
+    lines += _table(["model", "data set", *METHOD_NAMES], rows, right=2) if rows else ["(none)"]
     lines.append("")
     return lines
 

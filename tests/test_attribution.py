@@ -348,3 +348,9 @@ def test_integrated_gradients_approach_completeness_with_more_steps(model) -> No
         scale = delta.abs().max().item()
     assert (errors[32] <= errors[2] + 1e-6).all()
     assert (errors[32] <= 0.02 * scale + 1e-5).all(), (errors, scale)
+
+
+def test_the_registry_holds_exactly_the_methods_reports_name() -> None:
+    from engine.methods import METHOD_NAMES
+
+    assert tuple(METHODS) == METHOD_NAMES
