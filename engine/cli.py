@@ -113,6 +113,7 @@ def info(db: DbOption = Path(DEFAULT_DB)) -> None:
     """Show what the store holds."""
     with Store(db, read_only=True) as store:
         corpora = store.corpora()
+        runs = store.runs()
     if not corpora:
         out.print(f"{db} holds no corpus yet: run `editlens ingest PATH` or `editlens demo`")
         return
@@ -131,6 +132,14 @@ def info(db: DbOption = Path(DEFAULT_DB)) -> None:
             " ".join(f"{k}={v:,}" for k, v in sorted(c.by_kind.items())),
         )
     out.print(table)
+    if runs:
+        table = Table(title=f"runs in {db}")
+        table.add_column("run", overflow="fold", ratio=3)  # whole ids: `report --run` takes them
+        for column in ("kind", "model", "corpus/split"):
+            table.add_column(column, ratio=1)
+        for run in runs:
+            table.add_row(run.id, run.kind, run.model, f"{run.corpus}/{run.split}")
+        out.print(table)
 
 
 @app.command()
