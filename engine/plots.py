@@ -48,37 +48,26 @@ def terminal_layer_plot(
         print(text)
         return text
     width = width or min(shutil.get_terminal_size((100, 25)).columns, 120)
-    title = f"{metric} by layer (all scorable sentences)"
     layers = sorted({layer for points in series.values() for layer, _ in points})
-    if hasattr(plt, "plot"):  # plotext 5
-        plt.clf()
-        for (model, corpus, method), points in series.items():
-            plt.plot(*zip(*points, strict=True), label=f"{model} {corpus} {method}")
-        plt.title(title)
-        plt.xlabel("layer")
-        plt.ylim(0, 1)
-        plt.xticks(layers)
-        plt.plotsize(width, 25)
-        text = plt.build()
-    else:  # plotext 6: the figure object API; a panel per data set x method
-        figure = plt.figure
-        figure.clear.all()
-        corpora = sorted({corpus for _, corpus, _ in series})
-        methods = [m for m in LAYER_PLOT_METHODS if any(k[2] == m for k in series)]
-        keys = {model: str(i) for i, model in enumerate(dict.fromkeys(k[0] for k in series), 1)}
-        figure.subplots(len(corpora), len(methods))
-        for row, corpus in enumerate(corpora, 1):
-            for col, method in enumerate(methods, 1):
-                panel = figure.subplot(row, col)
-                for (model, c, m), points in series.items():
-                    if (c, m) == (corpus, method):
-                        x, y = zip(*points, strict=True)
-                        panel.draw(panel.signal(list(x), list(y)).label(keys[model]).lines())
-                panel.title(f"{metric}: {corpus} · {method}")
-                panel.ruler(1).lim(0, 1)
-                panel.ruler(0).ticks(layers)
-        figure.plot_size(width, 16 * len(corpora))
-        text = str(figure.build()) + "\n" + "   ".join(f"{k} = {m}" for m, k in keys.items())
+    # plotext 6's figure API: a panel per data set x method
+    figure = plt.figure
+    figure.clear.all()
+    corpora = sorted({corpus for _, corpus, _ in series})
+    methods = [m for m in LAYER_PLOT_METHODS if any(k[2] == m for k in series)]
+    keys = {model: str(i) for i, model in enumerate(dict.fromkeys(k[0] for k in series), 1)}
+    figure.subplots(len(corpora), len(methods))
+    for row, corpus in enumerate(corpora, 1):
+        for col, method in enumerate(methods, 1):
+            panel = figure.subplot(row, col)
+            for (model, c, m), points in series.items():
+                if (c, m) == (corpus, method):
+                    x, y = zip(*points, strict=True)
+                    panel.draw(panel.signal(list(x), list(y)).label(keys[model]).lines())
+            panel.title(f"{metric}: {corpus} · {method}")
+            panel.ruler(1).lim(0, 1)
+            panel.ruler(0).ticks(layers)
+    figure.plot_size(width, 16 * len(corpora))
+    text = str(figure.build()) + "\n" + "   ".join(f"{k} = {m}" for m, k in keys.items())
     if not sys.stdout.isatty():
         text = plt.uncolorize(text)
     print(text)
