@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -88,19 +90,23 @@ def training_rates(db: Path, corpus: str, work: Path) -> tuple[float, float]:
 
 
 def memory_profile(db: Path, corpus: str) -> list[tuple[int, float]]:
-    """(examples done, peak RSS in MiB) after every chunk of an attention evaluation."""
+    """(examples done, peak RSS in MiB) after every chunk of an attention evaluation, measured in
+    a fresh process so nothing earlier in this one sets the peak."""
+    result = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(db), corpus],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return [tuple(sample) for sample in json.loads(result.stdout.strip().splitlines()[-1])]
+
+
+def memory_child(db: Path, corpus: str) -> None:
     spec = EvalSpec(
         corpus=corpus, model="minilm", split="test", methods=ATTENTION_METHODS, faithfulness=False
     )
     samples: list[tuple[int, float]] = []
-    evaluate(
-        db,
-        spec,
-        on_progress=lambda p: samples.append(
-            (p.done, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        ),
-    )
-    return samples
+    peak = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # noqa: E731
+    evaluate(db, spec, on_progress=lambda p: samples.append((p.done, peak())))
+    print(json.dumps(samples))
 
 
 def main() -> None:
@@ -113,7 +119,11 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        memory_child(Path(args.memory_child[0]), args.memory_child[1])
+        return
     work = args.work or Path(tempfile.mkdtemp(prefix="editlens-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"torch threads: {torch.get_num_threads()}; work dir: {work}")
