@@ -144,59 +144,17 @@ class ExamplesScreen(Screen):
         f = self.filters
         yield Header()
         with Horizontal(classes="bar"):
-            yield Select(
-                [(r["model"], r["id"]) for r in self._runs],
-                value=f.run,
-                allow_blank=False,
-                compact=True,
-                id="run",
-            )
-            yield Select(
-                self._method_options(), value=f.method, allow_blank=False, compact=True, id="method"
-            )
-            yield Select(
-                self._layer_options(f.method),
-                value=f.layer,
-                allow_blank=False,
-                compact=True,
-                id="layer",
-            )
-            yield Select(
-                [(f"metric {METRIC_LABELS[m]}", m) for m in METRICS],
-                value=f.metric,
-                allow_blank=False,
-                compact=True,
-                id="metric",
-            )
+            yield _select([(r["model"], r["id"]) for r in self._runs], f.run, "run")
+            yield _select(self._method_options(), f.method, "method")
+            yield _select(self._layer_options(f.method), f.layer, "layer")
+            yield _select([(f"metric {METRIC_LABELS[m]}", m) for m in METRICS], f.metric, "metric")
         with Horizontal(classes="bar"):
-            yield Select(
-                [(OUTCOME_LABELS[o], o) for o in OUTCOMES],
-                value=f.outcome,
-                allow_blank=False,
-                compact=True,
-                id="outcome",
+            yield _select([(OUTCOME_LABELS[o], o) for o in OUTCOMES], f.outcome, "outcome")
+            yield _select(
+                [(PREDICTION_LABELS[p], p) for p in PREDICTIONS], f.prediction, "prediction"
             )
-            yield Select(
-                [(PREDICTION_LABELS[p], p) for p in PREDICTIONS],
-                value=f.prediction,
-                allow_blank=False,
-                compact=True,
-                id="prediction",
-            )
-            yield Select(
-                [("kind: any", "any")] + [(k, k) for k in KINDS],
-                value="any",
-                allow_blank=False,
-                compact=True,
-                id="kind",
-            )
-            yield Select(
-                [(f"|R| {s}", s) for s in RATIONALE_SIZES],
-                value=f.rationale,
-                allow_blank=False,
-                compact=True,
-                id="rationale",
-            )
+            yield _select([("kind: any", "any")] + [(k, k) for k in KINDS], "any", "kind")
+            yield _select([(f"|R| {s}", s) for s in RATIONALE_SIZES], f.rationale, "rationale")
             yield Input(placeholder="/ search text", compact=True, id="search")
         yield Static("", id="counts")
         yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
@@ -459,3 +417,8 @@ class ExamplesScreen(Screen):
             self.notify(f"export failed: {event.error}", severity="error", timeout=10)
         else:
             self.notify(f"wrote {event.rows:,} examples to {event.path}", timeout=8)
+
+
+def _select(options: list[tuple[str, Any]], value: Any, widget_id: str) -> Select:
+    """One compact, never-blank drop-down of the filter bar."""
+    return Select(options, value=value, allow_blank=False, compact=True, id=widget_id)
