@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.methods import LAYER_PLOT_METHODS, METHOD_NAMES
+from engine.vocabulary import LAYER_PLOT_METHODS, METHOD_NAMES
 
 
 def layer_series(

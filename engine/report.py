@@ -8,8 +8,8 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from engine.methods import method_order
 from engine.store import OUTCOME_METRICS, Run, Store
+from engine.vocabulary import method_order
 
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1")
 POPULATION_TITLES = {

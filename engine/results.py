@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import EditlensError
-from engine.methods import LAYER_PLOT_METHODS, METHOD_NAMES
 from engine.metrics import Estimate, mean_with_ci
+from engine.vocabulary import LAYER_PLOT_METHODS, METHOD_NAMES
 
 if TYPE_CHECKING:
     from engine.study import StudyResult

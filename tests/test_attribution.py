@@ -351,6 +351,6 @@ def test_integrated_gradients_approach_completeness_with_more_steps(model) -> No
 
 
 def test_the_registry_holds_exactly_the_methods_reports_name() -> None:
-    from engine.methods import METHOD_NAMES
+    from engine.vocabulary import METHOD_NAMES
 
     assert tuple(METHODS) == METHOD_NAMES
