@@ -33,30 +33,13 @@ from engine.metrics import (
     plausibility_batch,
     rank_words,
 )
-from engine.models import DEFAULT_MODEL, LoadedModel, load_model, model_label, slug
+from engine.models import LoadedModel, load_model, model_label, slug
+from engine.specs import EvalSpec
 from engine.store import Run, Store, publish_run
 
 ALL_METHODS = tuple(METHODS)
 FAITHFULNESS = ("comprehensiveness", "sufficiency")
 CHUNK_ROWS = 512
-
-
-@dataclass(frozen=True)
-class EvalSpec:
-    """Everything that determines an evaluation's results (and so its run id)."""
-
-    corpus: str
-    model: str = DEFAULT_MODEL
-    split: str = "test"  # train | dev | test | all
-    methods: tuple[str, ...] = ALL_METHODS
-    layers: tuple[int, ...] = ()  # layers of the layered methods to keep; empty: every layer
-    limit: int | None = None
-    batch_size: int = 32
-    max_length: int = 128
-    seed: int = 0
-    ig_steps: int = 16
-    faithfulness: bool = True
-    label: str | None = None  # the name runs are shown under; default from the model
 
 
 @dataclass(frozen=True)

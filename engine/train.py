@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import EditlensError
 from engine.models import model_label, slug
+from engine.specs import TrainSpec
 
 if TYPE_CHECKING:
     import torch
@@ -39,24 +40,6 @@ STAGING = "staging.duckdb"
 CLIP_NORM = 1.0
 ENCODE_CHUNK = 4096  # sentences per tokenizer call: bounds the tokenizer's temporary memory
 TIMING_KEYS = ("examples_per_s", "seconds")  # history keys that differ between equal runs
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """What to fine-tune on what, and how; equal specs give equal runs (same id, same losses)."""
-
-    corpus: str
-    model: str = "minilm"
-    epochs: int = 3
-    lr: float = 5e-5
-    batch_size: int = 16
-    max_length: int = 128
-    seed: int = 13
-    patience: int = 2  # epochs without a lower dev loss before stopping (0 behaves as 1)
-    warmup: float = 0.1  # share of steps with linear warm-up, then linear decay to 0
-    out: Path | None = None  # checkpoint directory; default: <db dir>/checkpoints/<run id>
-    limit: int | None = None  # cap on training examples (and on dev examples), first by id
-    pad_to_max: bool = False  # the benchmark's baseline: pad every batch to max_length
 
 
 @dataclass(frozen=True)
