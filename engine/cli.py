@@ -152,6 +152,7 @@ def export(
     out_path: Annotated[
         Path | None, typer.Option("--out", help="File to write (default: stdout).")
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Write one record per example: id, split, text, label, kind, words, rationale."""
@@ -161,7 +162,9 @@ def export(
     with Store(db, read_only=True) as store:
         if not store.has_corpus(corpus):
             raise EditlensError(f"corpus {corpus!r} is not in {db}; see `editlens info`")
-        rows = write_records(store.export_batches(corpus), fmt, out_path)
+        rows = write_records(
+            store.export_batches(corpus), fmt, out_path, force=force, protected=(db,)
+        )
     if out_path:
         err.print(f"wrote {rows:,} examples to {out_path}")
 
@@ -171,11 +174,12 @@ def synth(
     out_path: Annotated[Path, typer.Option("--out", help="AESW XML file to write.")],
     sentences: Annotated[int, typer.Option(help="How many sentences.")] = 3000,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same file.")] = 2016,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
 ) -> None:
     """Generate a synthetic AESW-format corpus (how data/aesw-synthetic.xml was made)."""
     from engine.synth import write_aesw
 
-    write_aesw(out_path, sentences, seed)
+    write_aesw(out_path, sentences, seed, force=force)
     err.print(f"wrote {sentences:,} synthetic sentences to {out_path}")
 
 
@@ -572,7 +576,7 @@ def demo_corpus() -> Path:
     from engine.synth import write_aesw
 
     made = Path.cwd() / "aesw-synthetic.xml"
-    write_aesw(made, 3000, 2016)
+    write_aesw(made, 3000, 2016, force=True)  # the same bytes as the shipped file
     return made
 
 

@@ -13,6 +13,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from engine.errors import EditlensError
+from engine.outputs import output_file
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
 
@@ -22,38 +23,62 @@ def format_from_path(path: Path) -> str | None:
     return suffix if suffix in EXPORT_FORMATS else None
 
 
-def write_records(batches: Iterable[pa.RecordBatch], fmt: str, out: Path | None) -> int:
-    """Stream record batches to ``out`` (stdout when None, text formats only); returns rows."""
+def write_records(
+    batches: Iterable[pa.RecordBatch],
+    fmt: str,
+    out: Path | None,
+    *,
+    force: bool = False,
+    protected: Iterable[Path] = (),
+) -> int:
+    """Stream record batches to ``out`` (stdout when None, text formats only); returns rows.
+
+    A file goes through ``engine.outputs``: never onto a store (``protected`` names the one the
+    caller has open), never over an existing file without ``force``, never left half-written.
+    """
     if fmt not in EXPORT_FORMATS:
         raise EditlensError(
             f"unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}"
         )
     if fmt == "parquet" and out is None:
         raise EditlensError("parquet is binary: pass --out FILE.parquet")
+    if out is None:
+        try:
+            return _write_text(batches, fmt, sys.stdout)
+        finally:
+            sys.stdout.flush()
+    with output_file(out, force=force, protected=protected) as temporary:
+        if fmt == "parquet":
+            return _write_parquet(batches, temporary, out)
+        with temporary.open("w", encoding="utf-8", newline="") as stream:
+            return _write_text(batches, fmt, stream)
+
+
+def _write_parquet(batches: Iterable[pa.RecordBatch], temporary: Path, out: Path) -> int:
     rows = 0
-    if fmt == "parquet":
-        writer: pq.ParquetWriter | None = None
+    writer: pq.ParquetWriter | None = None
+    try:
         for batch in batches:
-            writer = writer or pq.ParquetWriter(out, batch.schema)
+            writer = writer or pq.ParquetWriter(temporary, batch.schema)
             writer.write_batch(batch)
             rows += batch.num_rows
+    finally:
         if writer:
             writer.close()
-        return rows
-    stream: IO[str] = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
-    try:
-        for index, batch in enumerate(batches):
-            if fmt == "jsonl":
-                for record in batch.to_pylist():
-                    stream.write(json.dumps(record, ensure_ascii=False) + "\n")
-            else:
-                _write_csv(stream, batch, header=index == 0)
-            rows += batch.num_rows
-    finally:
-        if out:
-            stream.close()
+    if writer is None:  # a Parquet file needs a schema, and there was not one batch to take it from
+        raise EditlensError(f"{out}: no examples to export; nothing was written")
+    return rows
+
+
+def _write_text(batches: Iterable[pa.RecordBatch], fmt: str, stream: IO[str]) -> int:
+    rows = 0
+    for index, batch in enumerate(batches):
+        if fmt == "jsonl":
+            for record in batch.to_pylist():
+                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
         else:
-            stream.flush()
+            _write_csv(stream, batch, header=index == 0)
+        rows += batch.num_rows
     return rows
 
 

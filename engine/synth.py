@@ -27,6 +27,9 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import NamedTuple
 
+from engine.errors import EditlensError
+from engine.outputs import output_file
+
 __all__ = ["generate_sentences", "write_aesw"]
 
 # Share of sentences that carry an edit, and the edit kinds among them (see module docstring).
@@ -1479,9 +1482,15 @@ def generate_sentences(n: int, seed: int) -> Iterator[str]:
         yield xml
 
 
-def write_aesw(path: Path, n: int, seed: int) -> None:
-    """Write an AESW-format file of n synthetic sentences, streaming (constant memory)."""
-    with Path(path).open("w", encoding="utf-8", newline="\n") as f:
+def write_aesw(path: Path, n: int, seed: int, *, force: bool = False) -> None:
+    """Write an AESW-format file of n synthetic sentences, streaming (constant memory), through
+    ``engine.outputs`` (never over a store, never over a file without ``force``, never half)."""
+    if n < 1:
+        raise EditlensError(f"--sentences {n}: give a number of sentences of at least 1")
+    with (
+        output_file(Path(path), force=force) as temporary,
+        temporary.open("w", encoding="utf-8", newline="\n") as f,
+    ):
         f.write('<?xml version="1.0" encoding="UTF-8"?>\n<xml>\n<text>\n')
         current = 0
         for pid, _, xml in _paragraphs(n, seed):

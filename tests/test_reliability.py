@@ -1,0 +1,222 @@
+"""The reliability suite: every place user text or a path enters, attacked the way a hostile or
+careless user would, each case checked for one line on stderr, exit code 1, no traceback, and
+every table of the store unchanged (plus the attacked file, where there is one).
+
+Cases run the CLI in-process through its real entry point (``engine.cli.main``) for speed; the
+few that need a real process (a traceback printed by the interpreter, an exit code set by it)
+run the installed ``editlens``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from store_snapshot import snapshot
+
+from engine.cli import main
+from engine.errors import EditlensError
+from engine.export import write_records
+from engine.ingest import ingest
+from engine.store import Store
+
+EDITLENS = shutil.which("editlens") or str(Path(sys.executable).parent / "editlens")
+XML = """<xml>
+<sentence sid="1.1">We show<del>,</del> that the method works.</sentence>
+<sentence sid="1.2">The <del>algoritm</del><ins>algorithm</ins> converges.</sentence>
+<sentence sid="1.3">Nothing to change here.</sentence>
+</xml>
+"""
+
+
+@dataclass
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+    def refused(self) -> str:
+        """The contract for bad input: exit 1, one line on stderr, no traceback; the line."""
+        assert self.code == 1, (self.code, self.out, self.err)
+        assert "Traceback" not in self.err + self.out
+        lines = self.err.strip().splitlines()
+        assert len(lines) == 1, self.err
+        assert lines[0].startswith("error: ")
+        return lines[0]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run ``editlens ARGS`` in this process, through the same entry point as the console script."""
+    monkeypatch.delenv("EDITLENS_DB", raising=False)
+    monkeypatch.setenv("COLUMNS", "80")
+
+    def run(*args: str | Path) -> Outcome:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["editlens", *map(str, args)])
+        code = 0
+        try:
+            main()
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return run
+
+
+def real_cli(*args: str | Path, cwd: Path) -> Outcome:
+    environment = {k: v for k, v in os.environ.items() if k != "EDITLENS_DB"}
+    done = subprocess.run(
+        [EDITLENS, *map(str, args)], cwd=cwd, env=environment, capture_output=True, text=True
+    )
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    """A store holding corpus 'small' (3 sentences), plus a staging store beside it as a job
+    leaves one."""
+    source = tmp_path / "small.xml"
+    source.write_text(XML, encoding="utf-8")
+    db = tmp_path / "store.duckdb"
+    with Store(db) as opened:
+        ingest(opened, source)
+    staging = tmp_path / ".store.duckdb.staging" / "run.duckdb"
+    staging.parent.mkdir()
+    with Store(staging) as opened:
+        ingest(opened, source)
+    return db
+
+
+def digest(path: Path) -> str | None:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+# -- class 1: no output may destroy a store, leave half a file, or replace a file unasked --------
+
+# name: (the --out a user typed, relative to the store's folder; what the line must say)
+BAD_TARGETS = {
+    "the store itself": ("store.duckdb", "is an editlens store"),
+    "the store's WAL": ("store.duckdb.wal", "is an editlens store"),
+    "a staging store": (".store.duckdb.staging/run.duckdb", "is an editlens store"),
+    "an existing file": ("small.xml", "already exists; pass --force"),
+    "a missing folder": ("missing/out.jsonl", "does not exist"),
+    "a folder": (".", "is a folder"),
+    "a file used as a folder": ("small.xml/out.jsonl", "is not a folder"),
+}
+WRITERS = {  # {db} stands for the store's path
+    "export jsonl": ("export", "--corpus", "small", "--format", "jsonl", "--db", "{db}"),
+    "export csv": ("export", "--corpus", "small", "--format", "csv", "--db", "{db}"),
+    "export parquet": ("export", "--corpus", "small", "--format", "parquet", "--db", "{db}"),
+    "synth": ("synth", "--sentences", "5"),
+}
+
+
+def writer_args(writer: str, db: Path) -> list[str]:
+    return [str(db) if arg == "{db}" else arg for arg in WRITERS[writer]]
+
+
+@pytest.mark.parametrize("target", BAD_TARGETS)
+@pytest.mark.parametrize("writer", WRITERS)
+def test_an_output_onto_a_store_or_a_bad_path_is_refused_and_changes_nothing(
+    cli, store: Path, writer: str, target: str
+) -> None:
+    relative, says = BAD_TARGETS[target]
+    out = store.parent / relative
+    before, before_target = snapshot(store), digest(out)
+    outcome = cli(*writer_args(writer, store), "--out", out)
+    assert says in outcome.refused()
+    assert snapshot(store) == before
+    assert digest(out) == before_target
+    assert not list(store.parent.glob(".*.part"))
+
+
+@pytest.mark.parametrize("relative", ["store.duckdb", "store.duckdb.wal"])
+def test_force_never_lets_an_output_replace_a_store(cli, store: Path, relative: str) -> None:
+    before = snapshot(store)
+    outcome = cli(*writer_args("export csv", store), "--out", store.parent / relative, "--force")
+    assert "is an editlens store" in outcome.refused()
+    assert snapshot(store) == before
+
+
+def test_a_store_reached_through_a_symlink_is_refused(cli, store: Path) -> None:
+    link = store.parent / "innocent.csv"
+    link.symlink_to(store)
+    before = snapshot(store)
+    outcome = cli(*writer_args("export csv", store), "--out", link, "--force")
+    assert "is an editlens store" in outcome.refused()
+    assert snapshot(store) == before and link.is_symlink()
+
+
+def test_force_replaces_an_existing_file_whole(cli, store: Path) -> None:
+    out = store.parent / "old.jsonl"
+    out.write_text("old content that is longer than the export " * 100)
+    outcome = cli(*writer_args("export jsonl", store), "--out", out, "--force")
+    assert outcome.code == 0, outcome.err
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [
+        "1.1",
+        "1.2",
+        "1.3",
+    ]
+
+
+def test_the_export_function_refuses_the_store_it_was_given_even_before_it_exists(
+    store: Path,
+) -> None:
+    fresh = store.parent / "new.duckdb"  # not a file yet: only the name protects it
+    with Store(store, read_only=True) as opened, pytest.raises(EditlensError, match="store"):
+        write_records(opened.export_batches("small"), "jsonl", fresh.with_name("new.duckdb.wal"),
+                      protected=(fresh,))  # fmt: skip
+    assert not fresh.with_name("new.duckdb.wal").exists()
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_an_interrupted_export_leaves_the_old_file_and_no_partial_one(
+    store: Path, fmt: str
+) -> None:
+    out = store.parent / f"kept.{fmt}"
+    out.write_bytes(b"the user's earlier export")
+
+    def batches():
+        with Store(store, read_only=True) as opened:
+            yield from opened.export_batches("small")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_records(batches(), fmt, out, force=True)
+    assert out.read_bytes() == b"the user's earlier export"
+    assert sorted(p.name for p in store.parent.iterdir() if p.name.startswith(".kept")) == []
+
+
+def test_an_interrupted_export_to_a_new_name_leaves_no_file(store: Path) -> None:
+    out = store.parent / "new.csv"
+
+    def batches():
+        raise KeyboardInterrupt
+        yield
+
+    with pytest.raises(KeyboardInterrupt):
+        write_records(batches(), "csv", out)
+    assert not out.exists() and not list(store.parent.glob(".new.csv*"))
+
+
+def test_an_empty_parquet_export_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "none.parquet"
+    with pytest.raises(EditlensError, match="no examples to export"):
+        write_records(iter(()), "parquet", out)
+    assert not out.exists()
+
+
+def test_export_onto_the_store_in_a_real_process_is_one_line_and_exit_1(store: Path) -> None:
+    before = snapshot(store)
+    outcome = real_cli(*writer_args("export csv", store), "--out", store, cwd=store.parent)
+    assert "is an editlens store" in outcome.refused()
+    assert snapshot(store) == before
