@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,8 +15,10 @@ import pyarrow.parquet as pq
 
 from engine.errors import EditlensError
 from engine.outputs import output_file
+from engine.text import inert
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
+_C1 = re.compile(r"[\x7f-\x9f]")
 
 
 def format_from_path(path: Path) -> str | None:
@@ -43,8 +46,8 @@ def write_records(
     if fmt == "parquet" and out is None:
         raise EditlensError("parquet is binary: pass --out FILE.parquet")
     if out is None:
-        try:
-            return _write_text(batches, fmt, sys.stdout)
+        try:  # CSV cannot escape control characters: on a terminal they are shown, not obeyed
+            return _write_text(batches, fmt, sys.stdout, terminal=sys.stdout.isatty())
         finally:
             sys.stdout.flush()
     with output_file(out, force=force, protected=protected) as temporary:
@@ -70,24 +73,38 @@ def _write_parquet(batches: Iterable[pa.RecordBatch], temporary: Path, out: Path
     return rows
 
 
-def _write_text(batches: Iterable[pa.RecordBatch], fmt: str, stream: IO[str]) -> int:
+def _write_text(
+    batches: Iterable[pa.RecordBatch], fmt: str, stream: IO[str], *, terminal: bool = False
+) -> int:
     rows = 0
     for index, batch in enumerate(batches):
         if fmt == "jsonl":
             for record in batch.to_pylist():
-                stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+                stream.write(json_line(record) + "\n")
         else:
-            _write_csv(stream, batch, header=index == 0)
+            _write_csv(stream, batch, header=index == 0, terminal=terminal)
         rows += batch.num_rows
     return rows
 
 
-def _write_csv(stream: IO[str], batch: pa.RecordBatch, *, header: bool) -> None:
-    """CSV has no lists: list columns become JSON arrays in one cell."""
+def json_line(record: dict[str, object]) -> str:
+    """One JSON object, UTF-8 kept readable, and every control character escaped: json escapes
+    C0 itself; DEL and C1 (0x9B is a one-byte CSI to some terminals) are escaped here, so a JSONL
+    export is safe to print and still holds exactly the stored text."""
+    return _C1.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(record, ensure_ascii=False))
+
+
+def _write_csv(
+    stream: IO[str], batch: pa.RecordBatch, *, header: bool, terminal: bool = False
+) -> None:
+    """CSV has no lists: list columns become JSON arrays in one cell. On a terminal, text cells
+    are made inert (CSV has no escape for a control character)."""
     columns = []
     for column in batch.columns:
         if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
             column = pa.array([json.dumps(v) for v in column.to_pylist()], pa.string())
+        elif terminal and pa.types.is_string(column.type):
+            column = pa.array([None if v is None else inert(v) for v in column.to_pylist()])
         columns.append(column)
     table = pa.Table.from_arrays(columns, names=batch.schema.names)
     sink = pa.BufferOutputStream()

@@ -18,6 +18,7 @@ from engine.errors import EditlensError
 from engine.released import Skipped, kind_from_name, read_released
 from engine.sources import open_source
 from engine.store import Store, examples_to_arrow
+from engine.text import has_control
 
 FORMATS = ("aesw", "rationales")
 CHUNK = 10_000
@@ -34,6 +35,7 @@ class IngestSummary:
     rows: int = 0
     needs_edit: int = 0
     pairs: int = 0
+    control: int = 0  # sentences holding control characters (displayed inert, stored as read)
     by_kind: Counter[str] = field(default_factory=Counter)
     by_split: Counter[str] = field(default_factory=Counter)
     skipped: Skipped = field(default_factory=Skipped)
@@ -110,6 +112,8 @@ def _count(summary: IngestSummary, examples: list[Example]) -> None:
     for example in examples:
         summary.rows += 1
         summary.needs_edit += example.label
-        summary.pairs += example.id.endswith(EDITED_SUFFIX)
+        twin = example.id.endswith(EDITED_SUFFIX)
+        summary.pairs += twin
+        summary.control += not twin and has_control(example.text)
         summary.by_kind[example.kind] += 1
         summary.by_split[example.split] += 1

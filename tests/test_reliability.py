@@ -10,8 +10,10 @@ run the installed ``editlens``.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,13 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from store_snapshot import snapshot
 
 from engine.cli import main
+from engine.corpus import tokenize_words
 from engine.errors import EditlensError
 from engine.export import write_records
+from engine.highlight import sentence
 from engine.ingest import ingest
 from engine.store import Store
+from engine.text import has_control, inert
 
 EDITLENS = shutil.which("editlens") or str(Path(sys.executable).parent / "editlens")
 XML = """<xml>
@@ -220,3 +226,82 @@ def test_export_onto_the_store_in_a_real_process_is_one_line_and_exit_1(store: P
     outcome = real_cli(*writer_args("export csv", store), "--out", store, cwd=store.parent)
     assert "is an editlens store" in outcome.refused()
     assert snapshot(store) == before
+
+
+# -- class 3: control characters in data are shown, never sent to the terminal -------------------
+
+HOSTILE = {
+    "clear screen": "\x1b[2J\x1b[H",
+    "window title (OSC 0, BEL)": "\x1b]0;pwned\x07",
+    "live link (OSC 8, ST)": "\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\",
+    "one-byte CSI (C1)": "\x9b31mred",
+    "backspaces over text": "safe\x08\x08\x08\x08evil",
+    "NUL and DEL": "a\x00b\x7fc",
+}
+CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")  # any control character but newline
+
+
+def released_rows(path: Path, texts: list[str]) -> Path:
+    """A released-rationale file whose sentences carry ``texts`` between ordinary words."""
+    rows = [
+        {"id": f"h.{i}", "sent": f"We show {text} results .", "words":
+         ["[CLS]", "We", "show", "results", ".", "[SEP]"], "best_words": [2]}
+        for i, text in enumerate(texts)
+    ]  # fmt: skip
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_inert_text_holds_no_control_character_and_keeps_its_length(name: str) -> None:
+    text = f"before {HOSTILE[name]} after"
+    shown = inert(text)
+    assert not CONTROL.search(shown) and "\n" not in shown
+    assert len(shown) == len(text)
+    assert has_control(text) and not has_control(shown)
+
+
+def test_inert_shows_escape_and_bell_as_their_control_pictures() -> None:
+    assert inert("\x1b]0;t\x07\tx\n") == "␛]0;t␇ x "
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_show_draws_a_hostile_sentence_with_its_controls_visible(name: str) -> None:
+    words, _, _ = tokenize_words(f"We show {HOSTILE[name]} results .")
+    console = Console(file=io.StringIO(), color_system=None, width=200)
+    console.print(sentence(words, [1], [float(i) for i in range(len(words))]))
+    drawn = console.file.getvalue()
+    assert not CONTROL.search(drawn), repr(drawn)
+    assert "results" in drawn
+
+
+def test_ingest_counts_the_sentences_with_control_characters_and_prints_none(
+    cli, tmp_path: Path
+) -> None:
+    source = released_rows(tmp_path / "deleted.jsonl", [*HOSTILE.values(), "plain"])
+    outcome = cli("ingest", source, "--db", tmp_path / "s.duckdb")
+    assert outcome.code == 0, outcome.err
+    assert re.search(rf"with control characters.*\b{len(HOSTILE)}\b", outcome.out)
+    assert not CONTROL.search(outcome.out + outcome.err)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_export_to_a_terminal_sends_no_control_character(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    db = tmp_path / "s.duckdb"
+    assert cli("ingest", released_rows(tmp_path / "deleted.jsonl", [*HOSTILE.values()]),
+               "--db", db).code == 0  # fmt: skip
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    outcome = cli("export", "--corpus", "deleted", "--format", fmt, "--db", db)
+    assert outcome.code == 0, outcome.err
+    assert not CONTROL.search(outcome.out)
+
+
+def test_a_jsonl_export_keeps_the_stored_text_exactly(cli, tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    texts = [*HOSTILE.values()]
+    assert cli("ingest", released_rows(tmp_path / "deleted.jsonl", texts), "--db", db).code == 0
+    outcome = cli("export", "--corpus", "deleted", "--db", db)
+    exported = [json.loads(line)["text"] for line in outcome.out.splitlines()]
+    assert exported == [f"We show {text} results ." for text in texts]
