@@ -1,24 +1,37 @@
-"""The ``editlens`` command line: parses arguments and calls the engine, nothing else."""
+"""The ``editlens`` command line: parses arguments, calls ``engine.pipeline``, shows what it says.
+
+Every default comes from the spec dataclasses (``engine.specs``, ``StudySpec``, ``DemoSpec``),
+so it is declared once. Data never goes through Rich markup: both consoles have markup off and
+styled lines are built as ``Text``. ``main`` is the one place where exceptions become the
+one-line error a user sees.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
+from engine.corpus import EDIT_KINDS, SPLITS
 from engine.errors import EditlensError
-from engine.report import render, report_rows
+from engine.pipeline import DemoSpec, Reporter
+from engine.specs import EvalSpec, default
 from engine.store import DEFAULT_DB, Store
+from engine.study import StudySpec
+from engine.train import TrainSpec
+from engine.vocabulary import METRIC_NAMES
 
 if TYPE_CHECKING:
-    from engine.evaluate import EvalProgress, EvalResult, EvalSpec
-    from engine.train import TrainProgress, TrainResult, TrainSpec
+    from engine.evaluate import EvalProgress, EvalResult
+    from engine.ingest import IngestSummary
+    from engine.train import TrainProgress, TrainResult
 
 app = typer.Typer(
     help="Fine-tune BERT-family models on AESW edits and see where they look.",
@@ -26,26 +39,117 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+out = Console(markup=False, emoji=False)
+err = Console(stderr=True, markup=False, emoji=False)
 
 DbOption = Annotated[
     Path, typer.Option("--db", envvar="EDITLENS_DB", help="The store file.", show_default=True)
 ]
+# Choices as Literal types: typer lists them in --help and refuses anything else.
+Kind = Literal[EDIT_KINDS]  # type: ignore[valid-type]
+EvalSplit = Literal[(*SPLITS, "all")]  # type: ignore[valid-type]
+Split = Literal[SPLITS]  # type: ignore[valid-type]
+Metric = Literal[METRIC_NAMES]  # type: ignore[valid-type]
 
 
-def progress_bar() -> Progress:
-    """The one progress-bar layout every long command uses (on stderr, so stdout stays data)."""
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,  # the summary follows; an error must stay the only line on stderr
-        disable=not err.is_terminal,
-    )
+def train_default(name: str) -> Any:
+    return default(TrainSpec, name)
+
+
+def eval_default(name: str) -> Any:
+    return default(EvalSpec, name)
+
+
+def study_default(name: str) -> Any:
+    return default(StudySpec, name)
+
+
+def demo_default(name: str) -> Any:
+    return default(DemoSpec, name)
+
+
+class ConsoleReporter(Reporter):
+    """Progress bars on stderr (stdout stays data), a line per epoch when there is no terminal."""
+
+    def __init__(self) -> None:
+        self.bar = Progress(
+            TextColumn("{task.description}", markup=False, style="bold"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[detail]}", markup=False),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,  # the summary follows; an error must stay the only line on stderr
+            disable=not err.is_terminal,
+        )
+        self.task: Any = None
+        self.title = ""
+
+    def __enter__(self) -> ConsoleReporter:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def started(self, title: str) -> None:
+        if self.task is not None:
+            self.bar.remove_task(self.task)
+        self.title = title
+        self.task = self.bar.add_task(title, total=None, detail="")
+
+    def train_progress(self, p: TrainProgress) -> None:
+        detail = f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f} {p.examples_per_s:.0f} ex/s"
+        done = (p.epoch - 1) * p.steps + p.step
+        self.bar.update(self.task, completed=done, total=p.epochs * p.steps, detail=detail)
+        if self.bar.disable and p.step == p.steps:  # no live bar (a log, CI): a line per epoch
+            err.print(f"{self.title}: {detail}")
+
+    def eval_progress(self, p: EvalProgress) -> None:
+        detail = f"{p.examples_per_s:.1f} ex/s"
+        self.bar.update(self.task, completed=p.done, total=p.total, detail=detail)
+
+    def ingested(self, summary: IngestSummary) -> None:
+        err.print(
+            f"ingested {summary.rows:,} sentences from {summary.path} as corpus {summary.corpus!r}"
+        )
+
+    def trained(self, result: TrainResult, merged: bool) -> None:
+        resumed = result.resumed_from_epoch
+        table = Table(title=f"run {result.run_id}" + (f" (resumed after epoch {resumed})" if resumed else ""))  # fmt: skip
+        for column in ("epoch", "train loss", "dev loss", "dev acc", "dev F1", "ex/s"):
+            table.add_column(column, justify="right")
+        for number, row in enumerate(result.history, start=1):
+            table.add_row(
+                f"{number}{' *' if number == result.best_epoch else ''}",
+                f"{row['train_loss']:.4f}",
+                f"{row['dev_loss']:.4f}",
+                f"{row['dev_accuracy']:.3f}",
+                f"{row['dev_f1']:.3f}",
+                f"{row['examples_per_s']:.0f}",
+            )
+        err.print(table)
+
+    def evaluated(self, result: EvalResult) -> None:
+        c = result.classification
+        resumed = f", resumed after {result.resumed:,}" if result.resumed else ""
+        staged = "" if result.merged else f"; staged in {result.staging}"
+        err.print(
+            f"run {result.run_id}: {result.examples:,} examples{resumed}; "
+            f"accuracy {c.accuracy:.3f}, F1 {c.f1:.3f}{staged}"
+        )
+
+
+def _names(values: list[str] | None) -> tuple[str, ...]:
+    """``--x a,b`` and ``--x a --x b`` alike, into a tuple; empty when not given."""
+    return tuple(part for value in values or () for part in value.replace(",", " ").split())
+
+
+def _numbers(option: str, values: list[str] | None) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _names(values))
+    except ValueError:
+        raise EditlensError(f"{option} {' '.join(values or ())!r}: give numbers like 1,6") from None
 
 
 @app.command()
@@ -65,29 +169,26 @@ def ingest(
         ),
     ] = False,
     split: Annotated[
-        str | None, typer.Option(help="Put every example in this split instead of hashing ids.")
+        Split | None, typer.Option(help="Put every example in this split instead of hashing ids.")
     ] = None,
     kind: Annotated[
-        str | None, typer.Option(help="Edit kind of a rationale file (default: from the name).")
+        Kind | None, typer.Option(help="Edit kind of a rationale file (default: from the name).")
     ] = None,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Read a corpus file into the store (one transaction: all or nothing)."""
     from engine.ingest import ingest as run_ingest
 
-    with Store(db) as store, progress_bar() as bar:
-        task = bar.add_task(f"ingest {path.name}", total=None, detail="")
+    with Store(db) as store, ConsoleReporter() as reporter:
+        reporter.started(f"ingest {path.name}")
+
+        def show(done: int, total: int) -> None:
+            reporter.bar.update(reporter.task, completed=done, total=total)
+
         summary = run_ingest(
-            store,
-            path,
-            fmt=fmt,
-            corpus=corpus,
-            pairs=pairs,
-            split=split,
-            kind=kind,
-            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-        bar.update(task, completed=1, total=1, detail=f"{summary.rows:,} sentences")
+            store, path, fmt=fmt, corpus=corpus, pairs=pairs, split=split, kind=kind,
+            on_progress=show,
+        )  # fmt: skip
     table = Table(title=f"ingested {path} → corpus {summary.corpus!r} in {db}")
     table.add_column("what")
     table.add_column("count", justify="right")
@@ -100,6 +201,8 @@ def ingest(
         table.add_row(f"  split {name}", f"{count:,}")
     if pairs:
         table.add_row("edited twins added (pairs)", f"{summary.pairs:,}")
+    if summary.control:
+        table.add_row("with control characters (shown as ␛…)", f"{summary.control:,}")
     table.add_row("skipped", f"{summary.skipped.total:,}")
     for reason, ids in summary.skipped.reasons.items():
         table.add_row(f"  {reason}", f"{len(ids):,} (e.g. id {ids[0]})")
@@ -172,8 +275,12 @@ def export(
 @app.command()
 def synth(
     out_path: Annotated[Path, typer.Option("--out", help="AESW XML file to write.")],
-    sentences: Annotated[int, typer.Option(help="How many sentences.")] = 3000,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same file.")] = 2016,
+    sentences: Annotated[int, typer.Option(min=1, help="How many sentences.")] = demo_default(
+        "sentences"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same file.")] = demo_default(
+        "seed"
+    ),
     force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
 ) -> None:
     """Generate a synthetic AESW-format corpus (how data/aesw-synthetic.xml was made)."""
@@ -183,89 +290,42 @@ def synth(
     err.print(f"wrote {sentences:,} synthetic sentences to {out_path}")
 
 
-def _names(value: str | None) -> tuple[str, ...]:
-    """``a,b`` or ``a b`` into a tuple; empty when not given."""
-    return tuple(part for part in (value or "").replace(",", " ").split() if part)
-
-
-def _layers(value: str | None) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in _names(value))
-    except ValueError:
-        raise EditlensError(f"--layers {value!r}: give layer numbers like 1,6") from None
-
-
 @app.command()
 def train(
     corpus: Annotated[str, typer.Option(help="Corpus to fine-tune on (its train split).")],
     model: Annotated[
         str, typer.Option(help="Registry name, Hugging Face name or directory.")
-    ] = "minilm",
-    epochs: Annotated[int, typer.Option(help="Most epochs; early stopping may end sooner.")] = 3,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 5e-5,
-    batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 16,
-    max_length: Annotated[int, typer.Option(help="Subword tokens per sentence, at most.")] = 128,
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 13,
+    ] = train_default("model"),
+    epochs: Annotated[
+        int, typer.Option(min=1, help="Most epochs; early stopping may end sooner.")
+    ] = train_default("epochs"),
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = train_default("lr"),
+    batch_size: Annotated[int, typer.Option(min=1, help="Sentences per batch.")] = train_default(
+        "batch_size"
+    ),
+    max_length: Annotated[
+        int, typer.Option(min=8, help="Subword tokens per sentence, at most.")
+    ] = train_default("max_length"),
+    seed: Annotated[int, typer.Option(help="Random seed.")] = train_default("seed"),
     patience: Annotated[
-        int, typer.Option(help="Epochs without a better dev loss before stopping.")
-    ] = 2,
+        int, typer.Option(min=0, help="Epochs without a better dev loss before stopping.")
+    ] = train_default("patience"),
     limit: Annotated[
-        int | None, typer.Option(help="Use only the first N training examples.")
-    ] = None,
+        int | None, typer.Option(min=1, help="Use only the first N training examples.")
+    ] = train_default("limit"),
     out_dir: Annotated[Path | None, typer.Option("--out", help="Checkpoint directory.")] = None,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Fine-tune a classifier; Ctrl-C and rerun to resume from the last finished epoch."""
-    from engine.train import TrainSpec
+    from engine import pipeline
 
     spec = TrainSpec(
         corpus=corpus, model=model, epochs=epochs, lr=lr, batch_size=batch_size,
         max_length=max_length, seed=seed, patience=patience, limit=limit, out=out_dir,
     )  # fmt: skip
-    result = run_training(db, spec)
+    with ConsoleReporter() as reporter:
+        result = pipeline.train(db, spec, reporter)
     out.print(f"checkpoint: {result.checkpoint}")
-
-
-def run_training(db: Path, spec: TrainSpec, *, merge: bool = True) -> TrainResult:
-    """Train with a progress bar showing loss and examples/s; prints the epoch history."""
-    from engine.train import train as run_train
-
-    with progress_bar() as bar:
-        task = bar.add_task(f"train {spec.model} on {spec.corpus}", total=None, detail="")
-
-        def show(p: TrainProgress) -> None:
-            detail = f"epoch {p.epoch}/{p.epochs} loss {p.loss:.3f} {p.examples_per_s:.0f} ex/s"
-            bar.update(
-                task,
-                completed=(p.epoch - 1) * p.steps + p.step,
-                total=p.epochs * p.steps,
-                detail=detail,
-            )
-            if bar.disable and p.step == p.steps:  # no live bar (a log, CI): a line per epoch
-                err.print(f"train {spec.model} on {spec.corpus}: {detail}")
-
-        result = run_train(db, spec, on_progress=show, merge=merge)
-    table = Table(
-        title=f"run {result.run_id}"
-        + (
-            f" (resumed after epoch {result.resumed_from_epoch})"
-            if result.resumed_from_epoch
-            else ""
-        )
-    )
-    for column in ("epoch", "train loss", "dev loss", "dev acc", "dev F1", "ex/s"):
-        table.add_column(column, justify="right")
-    for number, row in enumerate(result.history, start=1):
-        table.add_row(
-            f"{number}{' *' if number == result.best_epoch else ''}",
-            f"{row['train_loss']:.4f}",
-            f"{row['dev_loss']:.4f}",
-            f"{row['dev_accuracy']:.3f}",
-            f"{row['dev_f1']:.3f}",
-            f"{row['examples_per_s']:.0f}",
-        )
-    err.print(table)
-    return result
 
 
 @app.command()
@@ -273,27 +333,50 @@ def evaluate(
     corpus: Annotated[str, typer.Option(help="Corpus to evaluate on.")],
     model: Annotated[
         str, typer.Option(help="Registry name, checkpoint directory or Hugging Face name.")
-    ] = "minilm",
-    split: Annotated[str, typer.Option(help="train | dev | test | all.")] = "test",
+    ] = eval_default("model"),
+    split: Annotated[EvalSplit, typer.Option(help="Split to evaluate.")] = eval_default("split"),
     methods: Annotated[
-        str | None, typer.Option(help="Comma-separated methods (default: all).")
+        list[str] | None,
+        typer.Option(help="Methods, comma-separated or repeated (default: all)."),
     ] = None,
     layers: Annotated[
-        str | None, typer.Option(help="Comma-separated layers to keep (default: all).")
+        list[str] | None,
+        typer.Option(help="Layers to keep, comma-separated or repeated (default: all)."),
     ] = None,
-    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N examples.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
-    max_length: Annotated[int, typer.Option(help="Subword tokens per sentence, at most.")] = 128,
-    ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 16,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Evaluate only the first N examples.")
+    ] = eval_default("limit"),
+    batch_size: Annotated[int, typer.Option(min=1, help="Sentences per batch.")] = eval_default(
+        "batch_size"
+    ),
+    max_length: Annotated[
+        int, typer.Option(min=8, help="Subword tokens per sentence, at most.")
+    ] = eval_default("max_length"),
+    ig_steps: Annotated[
+        int, typer.Option(min=1, help="Integrated-gradients steps.")
+    ] = eval_default("ig_steps"),
     faithfulness: Annotated[
         bool, typer.Option(help="Comprehensiveness and sufficiency at the last layer.")
-    ] = True,
-    seed: Annotated[int, typer.Option(help="Seed of the random ranking.")] = 0,
-    label: Annotated[str | None, typer.Option(help="Name to show this model under.")] = None,
+    ] = eval_default("faithfulness"),
+    seed: Annotated[int, typer.Option(help="Seed of the random ranking.")] = eval_default("seed"),
+    label: Annotated[
+        str | None, typer.Option(help="Name to show this model under.")
+    ] = eval_default("label"),
     train_first: Annotated[
         bool, typer.Option("--train-first", help="Fine-tune the model on the corpus first.")
     ] = False,
-    epochs: Annotated[int, typer.Option(help="Epochs, with --train-first.")] = 3,
+    epochs: Annotated[
+        int, typer.Option(min=1, help="With --train-first: most epochs.")
+    ] = train_default("epochs"),
+    lr: Annotated[
+        float, typer.Option(help="With --train-first: peak learning rate.")
+    ] = train_default("lr"),
+    train_batch_size: Annotated[
+        int, typer.Option(min=1, help="With --train-first: sentences per training batch.")
+    ] = train_default("batch_size"),
+    train_seed: Annotated[
+        int, typer.Option(help="With --train-first: the fine-tuning seed.")
+    ] = train_default("seed"),
     merge: Annotated[
         bool, typer.Option(help="Publish into --db at the end (--no-merge: leave it staged).")
     ] = True,
@@ -303,71 +386,33 @@ def evaluate(
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Predict, extract word scores and score them against the human rationales."""
-    from engine.evaluate import ALL_METHODS, EvalSpec
-    from engine.jobs import event_line
-    from engine.train import TrainSpec
+    from engine import pipeline
+    from engine.report import render, report_rows
 
-    if train_first:
-        trained = run_training(
-            db, TrainSpec(corpus=corpus, model=model, epochs=epochs), merge=merge
-        )
-        if events and not merge:
-            typer.echo(event_line("staged", run=trained.run_id, staging=str(trained.staging)))
-        model = str(trained.checkpoint)
     spec = EvalSpec(
-        corpus=corpus, model=model, split=split, methods=_names(methods) or ALL_METHODS,
-        layers=_layers(layers), limit=limit, batch_size=batch_size, max_length=max_length,
-        ig_steps=ig_steps, faithfulness=faithfulness, seed=seed, label=label,
+        corpus=corpus, model=model, split=split,
+        methods=_names(methods) if methods is not None else eval_default("methods"),
+        layers=_numbers("--layers", layers), limit=limit, batch_size=batch_size,
+        max_length=max_length, ig_steps=ig_steps, faithfulness=faithfulness, seed=seed,
+        label=label,
     )  # fmt: skip
     if events:
-        result = run_evaluation(
-            db,
-            spec,
-            merge=merge,
-            report=lambda p: typer.echo(
-                event_line("progress", done=p.done, total=p.total), nl=True
-            ),
-        )
-        typer.echo(
-            event_line(
-                "staged" if not merge else "done", run=result.run_id, staging=str(result.staging)
+        from engine.jobs import EventReporter
+
+        reporter: Any = EventReporter(lambda line: typer.echo(line))
+    else:
+        reporter = ConsoleReporter()
+    with reporter:
+        if train_first:
+            training = pipeline.training_for(
+                spec, epochs=epochs, lr=lr, batch_size=train_batch_size, seed=train_seed
             )
-        )
-        return
-    result = run_evaluation(db, spec, merge=merge)
-    with Store(db, read_only=True) as store:
-        out.print(render(store, report_rows(store, [result.run_id])))
-
-
-def run_evaluation(
-    db: Path,
-    spec: EvalSpec,
-    *,
-    merge: bool = True,
-    report: Callable[[EvalProgress], None] | None = None,
-) -> EvalResult:
-    """Evaluate with a progress bar (or the given reporter); says how it went on stderr."""
-    from engine.evaluate import evaluate as run_evaluate
-
-    with progress_bar() as bar:
-        task = bar.add_task(
-            f"evaluate {spec.model} on {spec.corpus}/{spec.split}", total=None, detail=""
-        )
-
-        def show(p: EvalProgress) -> None:
-            bar.update(task, completed=p.done, total=p.total, detail=f"{p.examples_per_s:.1f} ex/s")
-            if report:
-                report(p)
-
-        result = run_evaluate(db, spec, merge=merge, on_progress=show)
-    c = result.classification
-    resumed = f", resumed after {result.resumed:,}" if result.resumed else ""
-    err.print(
-        f"run {result.run_id}: {result.examples:,} examples{resumed}; "
-        f"accuracy {c.accuracy:.3f}, F1 {c.f1:.3f}"
-        + ("" if merge else f"; staged in {result.staging}")
-    )
-    return result
+            _, result = pipeline.train_then_evaluate(db, spec, training, reporter, merge=merge)
+        else:
+            result = pipeline.evaluate(db, spec, reporter, merge=merge)
+    if not events and merge:
+        with Store(db, read_only=True) as store:
+            out.print(render(store, report_rows(store, [result.run_id])))
 
 
 @app.command()
@@ -381,16 +426,14 @@ def report(
     plot: Annotated[
         bool, typer.Option("--plot", help="Plot top-3 match by layer in the terminal.")
     ] = False,
-    metric: Annotated[str, typer.Option(help="Metric of the tables and the plot.")] = "top3",
+    metric: Annotated[Metric, typer.Option(help="Metric of the tables and the plot.")] = "top3",
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """The study's tables for the runs in the store."""
     import json
 
-    from engine.store import OUTCOME_METRICS
+    from engine.report import render, report_rows
 
-    if metric not in OUTCOME_METRICS:
-        raise EditlensError(f"unknown metric {metric!r}; use one of {', '.join(OUTCOME_METRICS)}")
     with Store(db, read_only=True) as store:
         rows = report_rows(store, run)
         if as_json:
@@ -441,9 +484,12 @@ def show(
         raise EditlensError(f"run {chosen.id} has no {method} scores at layer {layer}")
     scores = rows[0]["scores"]
     out.print(
-        f"[bold]{example}[/] · {chosen.model} · {method} layer {rows[0]['layer']} · "
-        f"predicted {'needs edit' if detail['pred'] else 'no edit'} (p={detail['prob']:.2f}), "
-        f"gold {'needs edit' if detail['label'] else 'no edit'} · kind {detail['kind']}"
+        Text.assemble(
+            (example, "bold"),
+            f" · {chosen.model} · {method} layer {rows[0]['layer']} · "
+            f"predicted {'needs edit' if detail['pred'] else 'no edit'} (p={detail['prob']:.2f}), "
+            f"gold {'needs edit' if detail['label'] else 'no edit'} · kind {detail['kind']}",
+        )
     )
     out.print(sentence(detail["words"], detail["rationale"], scores, detail["seen_words"]))
     out.print(legend(min(scores, default=None), max(scores, default=None)))
@@ -459,24 +505,32 @@ def study(
         ),
     ] = None,
     models: Annotated[
-        str | None, typer.Option(help="Models to fine-tune, comma-separated.")
-    ] = "minilm,minilm-random",
+        list[str], typer.Option(help="Models to fine-tune, comma-separated or repeated.")
+    ] = list(study_default("models")),
     baseline: Annotated[
         str, typer.Option(help="Model evaluated without fine-tuning ('' for none).")
-    ] = "minilm",
+    ] = study_default("baseline"),
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where results.md and the plots go.")
-    ] = Path("data/study"),
-    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 2,
-    lr: Annotated[float, typer.Option(help="Peak learning rate of fine-tuning.")] = 1e-4,
+    ] = study_default("out"),
+    epochs: Annotated[int, typer.Option(min=1, help="Fine-tuning epochs.")] = study_default(
+        "epochs"
+    ),
+    lr: Annotated[float, typer.Option(help="Peak learning rate of fine-tuning.")] = study_default(
+        "lr"
+    ),
     train_limit: Annotated[
-        int, typer.Option(help="Fine-tune on the first N training examples (0: all).")
-    ] = 4000,
-    seeds: Annotated[str, typer.Option(help="Fine-tuning seeds, comma-separated.")] = "13",
-    ig_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 4,
+        int, typer.Option(min=0, help="Fine-tune on the first N training examples (0: all).")
+    ] = study_default("train_limit"),
+    seeds: Annotated[
+        list[str], typer.Option(help="Fine-tuning seeds, comma-separated or repeated.")
+    ] = [str(s) for s in study_default("seeds")],
+    ig_steps: Annotated[
+        int, typer.Option(min=1, help="Integrated-gradients steps.")
+    ] = study_default("ig_steps"),
     limit: Annotated[
-        int | None, typer.Option(help="Cap every training and evaluation set (a dry run).")
-    ] = None,
+        int | None, typer.Option(min=1, help="Cap every training and evaluation set (a dry run).")
+    ] = study_default("limit"),
     readme: Annotated[
         Path | None,
         typer.Option(help="File whose results markers to rewrite (default: ./README.md if any)."),
@@ -487,7 +541,8 @@ def study(
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Reproduce the study on the released rationales: ingest, fine-tune, evaluate, results page."""
-    from engine.study import StudySpec, default_data_dir, run_study
+    from engine import pipeline
+    from engine.study import default_data_dir, run_study
 
     data = data or default_data_dir()
     if data is None:
@@ -499,19 +554,23 @@ def study(
         readme = Path("README.md")
     spec = StudySpec(
         data=data, models=_names(models), baseline=baseline or None, out=out_dir,
-        epochs=epochs, lr=lr, seeds=tuple(int(s) for s in _names(seeds)),
+        epochs=epochs, lr=lr, seeds=_numbers("--seeds", seeds),
         train_limit=train_limit or None, ig_steps=ig_steps, limit=limit,
         readme=None if no_readme else readme,
     )  # fmt: skip
-    result = run_study(
-        db,
-        spec,
-        train=lambda path, s: run_training(path, s),
-        evaluate=lambda path, s: run_evaluation(path, s),
-        on_step=lambda step: err.print(
-            f"[bold]{step.name}[/]: {step.seconds:.0f} s" + (" (reused)" if step.reused else "")
-        ),
-    )
+    with ConsoleReporter() as reporter:
+        result = run_study(
+            db,
+            spec,
+            train=lambda path, s: pipeline.train(path, s, reporter),
+            evaluate=lambda path, s: pipeline.evaluate(path, s, reporter),
+            on_step=lambda step: err.print(
+                Text.assemble(
+                    (step.name, "bold"),
+                    f": {step.seconds:.0f} s" + (" (reused)" if step.reused else ""),
+                )
+            ),
+        )
     err.print(f"study finished in {result.seconds:.0f} s; results: {result.page}")
     if spec.readme is not None:
         err.print(f"rewrote the results section of {spec.readme}")
@@ -522,68 +581,30 @@ def demo(
     tui_after: Annotated[
         bool, typer.Option("--tui/--no-tui", help="Open the TUI at the end (when on a terminal).")
     ] = True,
-    epochs: Annotated[int, typer.Option(help="Fine-tuning epochs.")] = 2,
+    epochs: Annotated[int, typer.Option(min=1, help="Fine-tuning epochs.")] = demo_default(
+        "epochs"
+    ),
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """The whole loop on the embedded corpus: ingest, fine-tune, evaluate with baselines, report."""
-    import time
+    from engine import pipeline
+    from engine.report import render, report_rows
 
-    from engine.evaluate import ALL_METHODS, EvalSpec
-    from engine.ingest import ingest as run_ingest
-    from engine.models import DEFAULT_MODEL, RANDOM_MODEL
-    from engine.train import TrainSpec
-
-    started = time.perf_counter()
-    corpus_file = demo_corpus()
-    with Store(db) as store:
-        summary = run_ingest(store, corpus_file, corpus=DEMO_CORPUS, pairs=True)
-    err.print(f"ingested {summary.rows:,} sentences from {corpus_file} as corpus {DEMO_CORPUS!r}")
-    # Minimal pairs and a small model's learning rate: on 2 cores, two epochs learn the task.
-    trained = run_training(
-        db, TrainSpec(corpus=DEMO_CORPUS, model=DEFAULT_MODEL, epochs=epochs, lr=DEMO_LR)
-    )
-    run_ids = []
-    for model in (str(trained.checkpoint), DEFAULT_MODEL, RANDOM_MODEL):
-        spec = EvalSpec(
-            corpus=DEMO_CORPUS,
-            model=model,
-            split="test",
-            methods=ALL_METHODS,
-            ig_steps=DEMO_IG_STEPS,
-        )
-        run_ids.append(run_evaluation(db, spec).run_id)
+    with ConsoleReporter() as reporter:
+        result = pipeline.demo(db, DemoSpec(epochs=epochs), reporter)
     with Store(db, read_only=True) as store:
-        out.print(render(store, report_rows(store, run_ids)))
-    err.print(f"demo finished in {time.perf_counter() - started:.0f} s; store: {db}")
+        out.print(render(store, report_rows(store, result.run_ids)))
+    err.print(f"demo finished in {result.seconds:.0f} s; store: {db}")
     if tui_after and sys.stdout.isatty() and sys.stdin.isatty():
-        from tui.app import run as run_tui
-
-        run_tui(db)
+        tui(db)
     else:
         err.print(f"explore it: editlens tui --db {db}")
-
-
-DEMO_CORPUS = "synthetic"
-DEMO_LR = 1e-4
-DEMO_IG_STEPS = 8
-
-
-def demo_corpus() -> Path:
-    """data/aesw-synthetic.xml from the repository, or the same file regenerated from its seed."""
-    shipped = Path(__file__).resolve().parents[1] / "data" / "aesw-synthetic.xml"
-    if shipped.is_file():
-        return shipped
-    from engine.synth import write_aesw
-
-    made = Path.cwd() / "aesw-synthetic.xml"
-    write_aesw(made, 3000, 2016, force=True)  # the same bytes as the shipped file
-    return made
 
 
 @app.command()
 def tui(db: DbOption = Path(DEFAULT_DB)) -> None:
     """Explore runs and examples in the terminal (works over SSH, 80x24 and up)."""
-    from tui.app import run as run_tui
+    from tui.app import run as run_tui  # the one place the CLI reaches the TUI: lazily
 
     run_tui(db)
 
@@ -593,27 +614,72 @@ def serve(
     host: Annotated[
         str, typer.Option(help="Address to bind (localhost by default: tunnel over SSH).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Serve the TUI in a browser (textual-serve)."""
-    from tui.serve import serve as run_serve
+    from tui.serve import serve as run_serve  # lazily, as in `tui`
 
     run_serve(db, host=host, port=port)
 
 
-def main() -> None:
-    """Entry point: user mistakes end as one line on stderr, never a traceback."""
+INTERRUPTED = "interrupted: nothing half-written was kept; rerun the command to resume"
+
+
+def user_message(error: BaseException) -> str | None:
+    """The one line a user sees for an exception the engine can meet; None for a bug."""
+    if isinstance(error, EditlensError):
+        return str(error)
+    if isinstance(error, OSError):
+        where = error.filename if error.filename is not None else None
+        reason = error.strerror or str(error)
+        return f"{where}: {reason}" if where else reason
+    families = [ValueError]  # validation in the engine and the libraries it calls
+    for module, name in (("duckdb", "Error"), ("safetensors", "SafetensorError")):
+        loaded = sys.modules.get(module)  # only loaded when something used it
+        if loaded is not None and hasattr(loaded, name):
+            families.append(getattr(loaded, name))
+    if isinstance(error, tuple(families)):
+        lines = [line for line in str(error).splitlines() if line.strip()]
+        return lines[0] if lines else type(error).__name__
+    return None
+
+
+def fail(message: str, code: int) -> None:
+    err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
+    sys.exit(code)
+
+
+# typer bundles its own click (or uses the installed one): find its exception classes through
+# the one it exports rather than importing a private module.
+UsageError: type[Exception] = typer.BadParameter.__base__
+ClickException: type[Exception] = UsageError.__base__
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user mistakes end as one line on stderr, never a traceback.
+
+    Exit codes: 0 done, 1 failed, 2 a usage error (click's convention), 130 interrupted.
+    ``EDITLENS_DEBUG=1`` lets the original exception through, traceback and all.
+    """
     try:
-        app()
-    except EditlensError as error:
-        err.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except BrokenPipeError:  # `editlens export | head`: the reader has what it wanted
-        sys.stderr.close()
-    except KeyboardInterrupt:
-        err.print("interrupted: nothing half-written was kept; rerun the command to resume")
-        sys.exit(130)
+        code = app(args=argv, prog_name="editlens", standalone_mode=False)
+    except ClickException as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # bare `editlens`: the help
+            error.show()  # type: ignore[attr-defined]
+            sys.exit(2)
+        context = getattr(error, "ctx", None)
+        where = context.command_path if context is not None else "editlens"
+        message = error.format_message()  # type: ignore[attr-defined]
+        fail(f"{message} (see `{where} --help`)", error.exit_code)  # type: ignore[attr-defined]
+    except Exception as error:
+        message = user_message(error)
+        if message is None or os.environ.get("EDITLENS_DEBUG"):
+            raise
+        fail(message, 1)
+    if code == 130:  # typer turns Ctrl-C into this exit code, silently
+        err.print(INTERRUPTED)
+    sys.exit(code or 0)
 
 
 if __name__ == "__main__":

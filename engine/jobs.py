@@ -12,9 +12,16 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.pipeline import Reporter
+
+if TYPE_CHECKING:
+    from engine.evaluate import EvalProgress, EvalResult
+    from engine.train import TrainResult
 
 
 @dataclass(frozen=True)
@@ -118,3 +125,21 @@ def parse_event(line: str) -> JobEvent:
 def event_line(kind: str, **fields: object) -> str:
     """The JSON line a job prints for one event (the other half of ``parse_event``)."""
     return json.dumps({"event": kind, **fields})
+
+
+class EventReporter(Reporter):
+    """The job's side of the protocol: what ``evaluate --events`` prints, a JSON line each."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self.write = write
+
+    def eval_progress(self, progress: EvalProgress) -> None:
+        self.write(event_line("progress", done=progress.done, total=progress.total))
+
+    def trained(self, result: TrainResult, merged: bool) -> None:
+        if not merged:
+            self.write(event_line("staged", run=result.run_id, staging=str(result.staging)))
+
+    def evaluated(self, result: EvalResult) -> None:
+        kind = "done" if result.merged else "staged"
+        self.write(event_line(kind, run=result.run_id, staging=str(result.staging)))

@@ -1,35 +1,18 @@
-"""What a job is asked to do: the specs every entry point (CLI, TUI, study) builds.
+"""What an evaluation is asked to do, torch-free (``engine.evaluate`` imports torch at the top).
 
-Torch-free and import-cheap on purpose: ``editlens --help`` and the TUI's forms read their
-defaults from here, so each default is declared once, in the dataclass field.
+``editlens --help`` and the TUI's forms read the defaults from here, so each default is declared
+once, in the dataclass field. ``TrainSpec`` stays in ``engine.train``, which is torch-free at
+import.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any
 
+from engine.errors import EditlensError
 from engine.models import DEFAULT_MODEL
 from engine.vocabulary import METHOD_NAMES
-
-
-@dataclass(frozen=True)
-class TrainSpec:
-    """What to fine-tune on what, and how; equal specs give equal runs (same id, same losses)."""
-
-    corpus: str
-    model: str = DEFAULT_MODEL
-    epochs: int = 3
-    lr: float = 5e-5
-    batch_size: int = 16
-    max_length: int = 128
-    seed: int = 13
-    patience: int = 2  # epochs without a lower dev loss before stopping (0 behaves as 1)
-    warmup: float = 0.1  # share of steps with linear warm-up, then linear decay to 0
-    out: Path | None = None  # checkpoint directory; default: <db dir>/checkpoints/<run id>
-    limit: int | None = None  # cap on training examples (and on dev examples), first by id
-    pad_to_max: bool = False  # the benchmark's baseline: pad every batch to max_length
 
 
 @dataclass(frozen=True)
@@ -48,6 +31,28 @@ class EvalSpec:
     ig_steps: int = 16
     faithfulness: bool = True
     label: str | None = None  # the name runs are shown under; default from the model
+
+    def check(self) -> None:
+        """Refuse values no evaluation can run with, before a model or the store is opened."""
+        unknown = [m for m in self.methods if m not in METHOD_NAMES]
+        problems = [
+            (not self.methods, f"no method given; use some of {', '.join(METHOD_NAMES)}"),
+            (bool(unknown), f"unknown method {', '.join(unknown)}; use {', '.join(METHOD_NAMES)}"),
+            (
+                self.limit is not None and self.limit < 1,
+                f"limit must be 1 or more (got {self.limit})",
+            ),
+            (self.batch_size < 1, f"batch size must be 1 or more (got {self.batch_size})"),
+            (
+                self.ig_steps < 1,
+                f"integrated-gradients steps must be 1 or more (got {self.ig_steps})",
+            ),
+            (self.max_length < 8, f"max length must be 8 or more (got {self.max_length})"),
+            (any(layer < 1 for layer in self.layers), f"layers start at 1 (got {self.layers})"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise EditlensError(message)
 
 
 def default(spec: type, name: str) -> Any:
