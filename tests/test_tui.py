@@ -16,7 +16,7 @@ from engine.corpus import Example
 from tui.app import EditlensApp
 from tui.screens.dialogs import HelpScreen, ProblemScreen
 from tui.screens.example import ExampleScreen
-from tui.screens.examples import ExamplesScreen
+from tui.screens.examples import SEARCH_DELAY, ExamplesScreen
 from tui.screens.runs import RunsScreen
 from tui.widgets.sentence import ScoredSentence
 
@@ -85,8 +85,8 @@ async def test_runs_screen_lists_every_run_with_its_f1(db: Path, data) -> None:
         await settle(pilot)
         table = app.screen.query_one("#runs", DataTable)
         assert table.row_count == len(RUNS)
-        first = table.get_row_at(0)
-        assert first[1] == FT
+        first = [str(cell) for cell in table.get_row_at(0)]
+        assert first[0] == "minilm+ft:demo" and first[-1] == FT
         _, runs = small_data()
         assert first[5] == f"{runs[0][0].metrics['f1']:.3f}"
         matrix = app.screen.query_one("#matrix", DataTable)
@@ -133,8 +133,8 @@ async def test_outcome_and_prediction_filters_narrow_to_the_right_rows(db: Path,
         interpretable = {e for e, v in outcomes.items() if v}
         assert f"of {len(interpretable)}" in status(screen)
         table = screen.query_one("#table", DataTable)
-        assert {table.get_row_at(i)[0] for i in range(table.row_count)} == interpretable
-        await pilot.press("p", "p", "p")  # prediction: any → right → wrong → TP
+        assert {str(table.get_row_at(i)[0]) for i in range(table.row_count)} == interpretable
+        await pilot.press("c", "c", "c")  # prediction: any → right → wrong → TP
         await settle(pilot)
         assert screen.filters.prediction == "tp"
         tp = {p["example"] for p in preds if p["pred"] and p["label"]} & interpretable
@@ -146,13 +146,14 @@ async def test_kind_filter_and_text_search(db: Path, data) -> None:
     app = EditlensApp(db)
     async with app.run_test() as pilot:
         screen = await open_examples(pilot)
-        await pilot.press("k")  # kind: deleted
+        await pilot.press("t")  # kind: deleted
         await settle(pilot)
         deleted = [e for e in examples if e.kind == "deleted"]
         assert f"of {len(deleted)}" in status(screen)
         await pilot.press("slash")
         assert isinstance(app.focused, Input)
         await pilot.press(*"theorem")
+        await pilot.pause(SEARCH_DELAY + 0.1)
         await settle(pilot)
         hits = [e for e in deleted if "theorem" in e.text.lower()]
         assert f"of {len(hits)}" in status(screen)
@@ -193,7 +194,7 @@ async def test_example_screen_steps_methods_layers_and_examples(db: Path) -> Non
     app = EditlensApp(db)
     async with app.run_test() as pilot:
         examples = await open_examples(pilot)
-        first = examples.query_one("#table", DataTable).get_row_at(0)[0]
+        first = str(examples.query_one("#table", DataTable).get_row_at(0)[0])
         await pilot.press("enter")
         await settle(pilot)
         screen = app.screen
@@ -210,7 +211,7 @@ async def test_example_screen_steps_methods_layers_and_examples(db: Path) -> Non
         assert sentence.scores["method"] == "grad_x_input"
         await pilot.press("n")
         await settle(pilot)
-        second = examples.query_one("#table", DataTable).get_row_at(1)[0]
+        second = str(examples.query_one("#table", DataTable).get_row_at(1)[0])
         assert screen.example == second
         await pilot.press("escape")
         assert app.screen is examples
@@ -361,7 +362,7 @@ async def start_job(pilot) -> None:
     await settle(pilot)
     await pilot.press("e")
     await pilot.pause()
-    await pilot.press("ctrl+s")
+    await pilot.press("ctrl+r")
     await settle(pilot)
 
 

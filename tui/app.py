@@ -1,25 +1,32 @@
-"""The editlens TUI: routes between screens; the screens and widgets do the work."""
+"""The editlens TUI: routes between screens, owns the one evaluation job and notices when the
+store changes; the screens and widgets do the rest."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from engine.store import StoreError
 from tui.messages import OpenRun
-from tui.screens.dialogs import HelpScreen, ProblemScreen, key_label
-from tui.screens.examples import ExamplesScreen
+from tui.screens.dialogs import ConfirmScreen, HelpScreen, ProblemScreen, key_label
+from tui.screens.examples import ExamplesScreen, method_label
 from tui.screens.runs import RunsScreen
 from tui.state import METRIC_LABELS, METRICS, StoreHandle
+from tui.widgets.job import JobState
 
 JobFactory = Callable[[dict[str, Any], Path], Any]
+POLL_SECONDS = 2.0  # how often an open TUI checks whether another process changed the store
 
 
 def engine_job(spec: dict[str, Any], db: Path) -> Any:
@@ -27,6 +34,18 @@ def engine_job(spec: dict[str, Any], db: Path) -> Any:
     from engine.jobs import Job, JobSpec
 
     return Job(JobSpec(**spec), db)
+
+
+def store_token(db: Path) -> tuple[int, int, int, int]:
+    """Cheap "has the store changed" token: size and mtime of the file and of its WAL."""
+    token: list[int] = []
+    for path in (db, db.with_name(db.name + ".wal")):
+        try:
+            stat = path.stat()
+            token += [stat.st_size, stat.st_mtime_ns]
+        except FileNotFoundError:
+            token += [0, 0]
+    return (token[0], token[1], token[2], token[3])
 
 
 class EditlensApp(App[None]):
@@ -37,11 +56,27 @@ class EditlensApp(App[None]):
         Binding("f1,question_mark", "help", "Help"),
         Binding("ctrl+s", "save_svg", "Save SVG"),
         Binding("ctrl+t", "toggle_theme", "Theme"),
+        Binding("x", "cancel_job", "Cancel job"),
         Binding("q", "quit", "Quit"),
     ]
 
     metric: reactive[str] = reactive("top3")
     """What makes an example "interpretable": top3 (default), hit1, exact or jaccard50."""
+    job: reactive[JobState | None] = reactive(None)
+    """The running evaluation job's progress, or None (every screen's JobPanel shows it)."""
+
+    class JobUpdate(Message):
+        """An event from the running job's worker: progress, done or failed."""
+
+        def __init__(self, kind: str, done: int = 0, total: int = 0, message: str = "") -> None:
+            super().__init__()
+            self.kind = kind
+            self.done = done
+            self.total = total
+            self.message = message
+
+    class StoreChanged(Message):
+        """Another process (or our own job) changed the store: screens read it again."""
 
     def __init__(
         self,
@@ -49,13 +84,19 @@ class EditlensApp(App[None]):
         *,
         job_factory: JobFactory = engine_job,
         screenshot_dir: Path | None = None,
+        poll_seconds: float = POLL_SECONDS,
     ) -> None:
         super().__init__()
         self.db = Path(db)
         self.job_factory = job_factory
         self.screenshot_dir = screenshot_dir
+        self.poll_seconds = poll_seconds
         self.problem = ""
         self.handle: StoreHandle | None = None
+        self.run_choices: list[tuple[str, str, str]] = []  # (id, label, corpus/split), palette
+        self._job: Any = None
+        self._cancel_requested = False
+        self._token: tuple[int, ...] = ()
         try:
             self.handle = StoreHandle(self.db)
             with self.handle.read() as store:
@@ -70,6 +111,11 @@ class EditlensApp(App[None]):
             return ProblemScreen(self.db, self.problem)
         return RunsScreen()
 
+    def on_mount(self) -> None:
+        if self.handle is not None and self.poll_seconds > 0:
+            self._token = store_token(self.db)
+            self.set_interval(self.poll_seconds, self.check_store)
+
     def on_unmount(self) -> None:
         if self.handle is not None:
             self.handle.close()
@@ -77,7 +123,7 @@ class EditlensApp(App[None]):
     # -- routing -------------------------------------------------------------------------------
 
     def on_open_run(self, message: OpenRun) -> None:
-        while len(self.screen_stack) > 2:
+        while not isinstance(self.screen, RunsScreen) and len(self.screen_stack) > 1:
             self.pop_screen()
         self.push_screen(ExamplesScreen(message.run, metric=self.metric, search=message.search))
 
@@ -85,6 +131,130 @@ class EditlensApp(App[None]):
         for screen in self.screen_stack:
             if isinstance(screen, ExamplesScreen):
                 screen.set_metric(metric)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that failed says so in a notification; the app carries on."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            error = event.worker.error
+            message = (
+                str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}"
+            )
+            self.notify(message, severity="error", timeout=10, markup=False)
+
+    # -- the store changing under us --------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="poll")
+    def check_store(self) -> None:
+        token = store_token(self.db)
+        if token != self._token:
+            self._token = token
+            self.post_message(self.StoreChanged())
+
+    @on(StoreChanged)
+    def _store_changed(self) -> None:
+        self.reload()
+
+    def reload(self) -> None:
+        """Every open screen reads the store again (`r`, or when the store changed)."""
+        for screen in self.screen_stack:
+            refresh = getattr(screen, "refresh_data", None)
+            if refresh is not None:
+                refresh()
+
+    # -- the evaluation job ----------------------------------------------------------------------
+
+    def start_job(self, spec: dict[str, Any]) -> None:
+        if self._job is not None:
+            self.notify("a job is already running; x cancels it", severity="warning")
+            return
+        try:
+            job = self.job_factory(spec, self.db)
+        except Exception as error:  # the engine refused the spec or could not start
+            self.notify(f"could not start the job: {error}", severity="error", markup=False)
+            return
+        self._job = job
+        self._cancel_requested = False
+        self.job = JobState(f"evaluating {spec['model']} on {spec['corpus']}")
+        self.follow_job(job)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="job")
+    def follow_job(self, job: Any) -> None:
+        """Relay the job's events as messages; publish its run when it is staged."""
+        failed = ""
+        published = False
+        try:
+            for event in job.events():
+                if event.kind == "progress" or (event.kind == "log" and event.message):
+                    self.post_message(
+                        self.JobUpdate("progress", event.done, event.total, event.message)
+                    )
+                elif event.kind == "error":
+                    failed = event.message or "the job reported an error"
+                elif event.kind == "staged" and not failed:
+                    self.post_message(
+                        self.JobUpdate("progress", event.done, event.total, "publishing…")
+                    )
+                    assert self.handle is not None
+                    self.handle.publish(Path(event.staging), event.run)
+                    published = True
+        except Exception as error:
+            failed = f"{type(error).__name__}: {error}"
+        code = job.returncode()
+        if not failed and not published:
+            failed = "cancelled" if self._cancel_requested else f"exited with code {code}"
+        if published:
+            self.post_message(self.JobUpdate("done", message="results published"))
+        else:
+            self.post_message(self.JobUpdate("failed", message=failed))
+
+    @on(JobUpdate)
+    def _job_update(self, event: JobUpdate) -> None:
+        if event.kind == "progress" and self.job is not None:
+            self.job = replace(
+                self.job,
+                done=event.done or self.job.done,
+                total=event.total or self.job.total,
+                message=event.message or self.job.message,
+            )
+            return
+        if event.kind == "progress":
+            return
+        self.job = None
+        self._job = None
+        if event.kind == "done":
+            self.notify("evaluation finished: results are in the runs table", timeout=8)
+            self.reload()
+        else:
+            self.notify(
+                f"evaluation stopped ({event.message}); the store is unchanged",
+                severity="error",
+                timeout=15,
+                markup=False,
+            )
+
+    def action_cancel_job(self) -> None:
+        if self._job is None:
+            self.notify("no job is running")
+            return
+        self._cancel_requested = True
+        self._job.cancel()
+        if self.job is not None:
+            self.job = replace(self.job, message="cancelling…")
+
+    async def action_quit(self) -> None:
+        """Quit; with a job running, first ask, and cancel the job rather than orphan it."""
+        if self._job is None:
+            self.exit()
+            return
+        question = "An evaluation is running. Cancel it and quit?"
+        self.push_screen(ConfirmScreen(question, "Cancel job and quit"), self._quit_confirmed)
+
+    def _quit_confirmed(self, confirmed: bool | None) -> None:
+        if confirmed:
+            if self._job is not None:
+                self._cancel_requested = True
+                self._job.cancel()
+            self.exit()
 
     # -- app-wide actions ----------------------------------------------------------------------
 
@@ -103,7 +273,7 @@ class EditlensApp(App[None]):
 
     def action_save_svg(self) -> None:
         path = self.save_screenshot(path=str(self.screenshot_dir) if self.screenshot_dir else None)
-        self.notify(f"screen saved as {path}")
+        self.notify(f"screen saved as {path}", markup=False)
 
     def action_toggle_theme(self) -> None:
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
@@ -113,6 +283,8 @@ class EditlensApp(App[None]):
         self.notify(f"interpretable now means {METRIC_LABELS[metric]}")
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette: app commands, every run (from the runs screen's last read, so the
+        palette never queries the store), and the examples screen's methods and layers."""
         yield from super().get_system_commands(screen)
         yield SystemCommand(
             "Toggle light/dark theme",
@@ -122,21 +294,43 @@ class EditlensApp(App[None]):
         yield SystemCommand(
             "Save screen as SVG", "Write this screen to an SVG file", self.action_save_svg
         )
+        yield SystemCommand("Reload the store", "Read every run again", self.reload)
         for metric in METRICS:
             yield SystemCommand(
                 f"Interpretable metric: {METRIC_LABELS[metric]}",
                 f"Count an example as interpretable when its {metric} is true",
                 partial(self.set_metric, metric),
             )
-        if self.handle is not None:
-            with self.handle.read() as store:
-                runs = store.runs()
-            for run in runs:
+        for run, label, where in self.run_choices:
+            yield SystemCommand(
+                f"Open run: {label}",
+                f"{where} · {run}: browse its examples",
+                partial(self.post_message, OpenRun(run)),
+            )
+        if isinstance(screen, ExamplesScreen):
+            for method, layer in screen.pairs():
+                name = method_label(method) + (f" layer {layer}" if layer else "")
                 yield SystemCommand(
-                    f"Open run: {run.model} ({run.id})",
-                    f"{run.corpus}/{run.split}: browse its examples",
-                    partial(self.post_message, OpenRun(run.id)),
+                    f"Show method: {name}",
+                    f"List the examples under {method}" + (f" at layer {layer}" if layer else ""),
+                    partial(screen.set_pair, method, layer),
                 )
+            yield SystemCommand(
+                "Go to example id", "Open one example by its id", screen.action_goto
+            )
+            yield SystemCommand(
+                "Copy filter as CLI command",
+                "The `editlens export` command for this filter",
+                screen.action_copy_command,
+            )
+
+    def watch_job(self) -> None:
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_job":
+            return self._job is not None
+        return True
 
 
 def run(db: Path) -> None:

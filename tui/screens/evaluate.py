@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select
+
+from engine.text import inert
 
 SPLITS = ("test", "dev", "train")
 
@@ -19,7 +22,8 @@ class EvaluateScreen(ModalScreen[dict[str, Any] | None]):
 
     BINDINGS = [  # noqa: RUF012
         Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+s", "start", "Start"),
+        # not ctrl+s: everywhere else it saves the screen, and here it must not start a job
+        Binding("ctrl+r", "start", "Start"),
     ]
     DEFAULT_CSS = """
     EvaluateScreen { align: center middle; }
@@ -51,7 +55,7 @@ class EvaluateScreen(ModalScreen[dict[str, Any] | None]):
                 )
                 yield Label("corpus")
                 yield Select(
-                    [(c, c) for c in self.corpora],
+                    [(Text(inert(c)), c) for c in self.corpora],
                     value=self.corpora[0] if self.corpora else Select.NULL,
                     compact=True,
                     id="corpus",
@@ -78,7 +82,7 @@ class EvaluateScreen(ModalScreen[dict[str, Any] | None]):
                 yield Input("1", id="epochs", type="integer", compact=True)
             yield Label("", id="error")
             with Horizontal():
-                yield Button("Start (ctrl+s)", variant="primary", id="start")
+                yield Button("Start (ctrl+r)", variant="primary", id="start")
                 yield Button("Cancel (esc)", id="cancel")
 
     def spec(self) -> dict[str, Any]:
@@ -117,7 +121,7 @@ class EvaluateScreen(ModalScreen[dict[str, Any] | None]):
         try:
             spec = self.spec()
         except ValueError as error:
-            self.query_one("#error", Label).update(str(error))
+            self.query_one("#error", Label).update(Text(str(error)))
             return
         self.dismiss(spec)
 

@@ -24,7 +24,7 @@ def _tick(value: bool | None) -> str:
     return "–" if value is None else ("✓" if value else "✗")
 
 
-class ExampleScreen(Screen):
+class ExampleScreen(Screen[tuple[int, int]]):
     """Step through methods and layers of one example, and through the filtered examples."""
 
     BINDINGS = [  # noqa: RUF012
@@ -109,7 +109,7 @@ class ExampleScreen(Screen):
     def watch_example(self, example: str) -> None:
         self.load(example, self.pair)
 
-    @work(thread=True, exclusive=True, group="example")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="example")
     def load(self, example: str, pair: tuple[str, int]) -> None:
         with self.app.handle.read() as store:
             detail = store.example_detail(self.filters.run, example)
@@ -123,7 +123,9 @@ class ExampleScreen(Screen):
         detail = event.detail
         self._detail = detail
         if detail is None:
-            self.query_one("#info", Static).update(f"{event.example}: not in this run")
+            self.query_one("#info", Static).update(
+                Text(f"{event.example}: not in this run (esc goes back)")
+            )
             return
         rows = detail["scores"].to_pylist()
         self._score_rows = {(r["method"], r["layer"]): r for r in rows}
@@ -171,7 +173,7 @@ class ExampleScreen(Screen):
         if self._detail is not None:
             self.load_across(self.example, self._detail["corpus"], pair)
 
-    @work(thread=True, exclusive=True, group="across")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="across")
     def load_across(self, example: str, corpus: str, pair: tuple[str, int]) -> None:
         with self.app.handle.read() as store:
             across = store.example_across_runs(corpus, example, *pair)
@@ -188,7 +190,8 @@ class ExampleScreen(Screen):
     # -- actions -------------------------------------------------------------------------------
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        """Back to the list, which moves to the example stepped to here."""
+        self.dismiss((self._offset, self._index))
 
     def action_method(self, step: int) -> None:
         methods = sorted({m for m, _ in self._pairs})
@@ -224,7 +227,7 @@ class ExampleScreen(Screen):
         else:
             self.notify("no more examples under this filter")
 
-    @work(thread=True, exclusive=True, group="page")
+    @work(thread=True, exclusive=True, exit_on_error=False, group="page")
     def load_page(self, offset: int, index: int) -> None:
         f = self.filters
         with self.app.handle.read() as store:

@@ -1,8 +1,10 @@
-"""The examples of a run, filtered by outcome, prediction, kind, rationale size and text; paged
-from the store with live counts per bucket."""
+"""The examples of a run, filtered by method, layer, outcome, prediction, kind, rationale size
+and text; paged from the store with live counts per bucket and per layer."""
 
 from __future__ import annotations
 
+import shlex
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -14,8 +16,10 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
 
+from engine.vocabulary import is_layered, method_info, method_order
 from tui.state import (
     KINDS,
     METRIC_LABELS,
@@ -27,6 +31,7 @@ from tui.state import (
     SORTS,
     Filters,
 )
+from tui.widgets.job import JobPanel
 
 PREDICTION_LABELS = {
     "any": "pred: any",
@@ -43,6 +48,7 @@ OUTCOME_LABELS = {
     "no": "not interpretable",
     "unscorable": "unscorable",
 }
+SEARCH_DELAY = 0.3  # seconds of quiet typing before a search runs (Textual's dictionary example)
 
 
 def bucket_line(counts: dict[str, int], metric: str) -> Text:
@@ -60,6 +66,40 @@ def bucket_line(counts: dict[str, int], metric: str) -> Text:
     return text
 
 
+def layer_line(method: str, current: int, by_layer: dict[int, int]) -> Text:
+    """`attn interpretable by layer: L1 12 · L2 15 · ▶L6 20`: the whole method at a glance."""
+    text = Text(f"{method_label(method)} interpretable by layer: ", style="bold")
+    for index, (layer, count) in enumerate(sorted(by_layer.items())):
+        if index:
+            text.append(" · ", style="dim")
+        mark = "▶" if layer == current else ""
+        text.append(f"{mark}L{layer} {count:,}", style="reverse" if layer == current else "")
+    return text
+
+
+def method_label(method: str) -> str:
+    try:
+        return method_info(method).short
+    except KeyError:
+        return method
+
+
+def cli_command(filters: Filters) -> str:
+    """The filter as the `editlens export` command that writes the same examples."""
+    f = filters
+    default = Filters(run=f.run)
+    parts = ["editlens", "export", "--run", f.run, "--method", f.method, "--layer", str(f.layer)]
+    for name in ("metric", "outcome", "prediction", "rationale", "search", "sort"):
+        value = getattr(f, name)
+        if value != getattr(default, name):
+            parts += [f"--{name}", str(value)]
+    if f.kind:
+        parts += ["--kind", f.kind]
+    if f.descending:
+        parts.append("--descending")
+    return shlex.join(parts)
+
+
 def _bucket(row: dict[str, Any]) -> str:
     return ("T" if row["pred"] == row["label"] else "F") + ("P" if row["pred"] else "N")
 
@@ -71,14 +111,20 @@ class ExamplesScreen(Screen):
         Binding("escape", "back", "Runs"),
         Binding("enter", "open", "Open", show=False),
         Binding("slash", "search", "Search"),
+        Binding("g", "goto", "Go to id"),
+        Binding("m", "method(1)", "Next method"),
+        Binding("M", "method(-1)", "Prev method"),
+        Binding("l", "layer(1)", "Layer +1"),
+        Binding("h", "layer(-1)", "Layer −1"),
         Binding("o", "cycle('outcome')", "Outcome"),
-        Binding("p", "cycle('prediction')", "Prediction"),
-        Binding("k", "cycle('kind')", "Kind"),
+        Binding("c", "cycle('prediction')", "Prediction"),
+        Binding("t", "cycle('kind')", "Edit kind"),
         Binding("i", "cycle('metric')", "Interp. metric"),
         Binding("s", "next_sort", "Sort"),
         Binding("S", "reverse_sort", "Reverse sort"),
         Binding("right_square_bracket", "page(1)", "Next page"),
         Binding("left_square_bracket", "page(-1)", "Prev page"),
+        Binding("y", "copy_command", "Copy as CLI"),
         Binding("ctrl+e", "export", "Export"),
         Binding("ctrl+r", "clear_filters", "Clear filters"),
     ]
@@ -93,14 +139,26 @@ class ExamplesScreen(Screen):
     ExamplesScreen .bar #rationale { width: 10; }
     ExamplesScreen .bar Input { width: 1fr; }
     ExamplesScreen #counts { height: auto; padding: 0 1; background: $boost; }
+    ExamplesScreen #layers { height: 1; padding: 0 1; background: $boost; }
     ExamplesScreen #table { height: 1fr; }
     ExamplesScreen #status { height: 1; padding: 0 1; color: $text-muted; }
+    ExamplesScreen #command { height: 1; padding: 0 1; color: $text-muted; text-wrap: nowrap;
+        text-overflow: ellipsis; }
     """
 
     filters: reactive[Filters] = reactive(Filters(run=""), init=False)
     """The current filter, sort order and metric; every change reloads page and counts."""
     offset: reactive[int] = reactive(0, init=False)
     """Index of the first row of the page shown."""
+
+    class MetaLoaded(Message):
+        """A run's (method, layer) pairs and every run's label came back from the store."""
+
+        def __init__(self, run: str, runs: list[dict[str, Any]], pairs: list[tuple[str, int]]):
+            super().__init__()
+            self.run = run
+            self.runs = runs
+            self.pairs = pairs
 
     class Loaded(Message):
         """A page and its counts came back from the store for ``filters`` at ``offset``."""
@@ -114,29 +172,24 @@ class ExamplesScreen(Screen):
             self.page = page
             self.counts = counts
 
+    class LayersLoaded(Message):
+        """Interpretable counts at every layer of the filter's method."""
+
+        def __init__(self, filters: Filters, by_layer: dict[int, int]) -> None:
+            super().__init__()
+            self.filters = filters
+            self.by_layer = by_layer
+
     def __init__(self, run: str, *, metric: str = "top3", search: bool = False) -> None:
         super().__init__()
-        with self.app.handle.read() as store:
-            self._runs = store.run_overview().select(["id", "model", "layers"]).to_pylist()
-            self._pairs = self._method_pairs(store, run)
-        method, layer = self._default_pair()
-        self.set_reactive(
-            ExamplesScreen.filters, Filters(run=run, method=method, layer=layer, metric=metric)
-        )
+        self.set_reactive(ExamplesScreen.filters, Filters(run=run, metric=metric))
         self._focus_search = search
+        self._runs: list[dict[str, Any]] = []
+        self._pairs: list[tuple[str, int]] = []
         self._rows: list[dict[str, Any]] = []
         self._total = 0
-        self._syncing = False
-
-    @staticmethod
-    def _method_pairs(store: Any, run: str) -> list[tuple[str, int]]:
-        return [(r["method"], r["layer"]) for r in store.run_methods(run).to_pylist()]
-
-    def _default_pair(self) -> tuple[str, int]:
-        if not self._pairs:
-            return "attention", 0
-        attention = [p for p in self._pairs if p[0] == "attention"]
-        return attention[-1] if attention else self._pairs[0]
+        self._cursor_after_load = 0
+        self._search_timer: Timer | None = None
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -144,9 +197,9 @@ class ExamplesScreen(Screen):
         f = self.filters
         yield Header()
         with Horizontal(classes="bar"):
-            yield _select([(r["model"], r["id"]) for r in self._runs], f.run, "run")
-            yield _select(self._method_options(), f.method, "method")
-            yield _select(self._layer_options(f.method), f.layer, "layer")
+            yield _select([(Text(f.run), f.run)], f.run, "run")
+            yield _select([(f.method, f.method)], f.method, "method")
+            yield _select([("layer …", f.layer)], f.layer, "layer")
             yield _select([(f"metric {METRIC_LABELS[m]}", m) for m in METRICS], f.metric, "metric")
         with Horizontal(classes="bar"):
             yield _select([(OUTCOME_LABELS[o], o) for o in OUTCOMES], f.outcome, "outcome")
@@ -155,39 +208,78 @@ class ExamplesScreen(Screen):
             )
             yield _select([("kind: any", "any")] + [(k, k) for k in KINDS], "any", "kind")
             yield _select([(f"|R| {s}", s) for s in RATIONALE_SIZES], f.rationale, "rationale")
-            yield Input(placeholder="/ search text", compact=True, id="search")
+            yield Input(placeholder="/ search text or id", compact=True, id="search")
         yield Static("", id="counts")
+        yield Static("", id="layers")
         yield DataTable(id="table", cursor_type="row", zebra_stripes=True)
+        yield Label("", id="command")
         yield Label("", id="status")
+        yield JobPanel()
         yield Footer()
 
     def _method_options(self) -> list[tuple[str, str]]:
-        methods = sorted({m for m, _ in self._pairs}) or ["attention"]
-        return [(m, m) for m in methods]
+        methods = sorted({m for m, _ in self._pairs}, key=method_order) or [self.filters.method]
+        return [(method_label(m), m) for m in methods]
+
+    def _layers(self, method: str) -> list[int]:
+        return [la for m, la in self._pairs if m == method] or [0]
 
     def _layer_options(self, method: str) -> list[tuple[str, int]]:
-        layers = [la for m, la in self._pairs if m == method] or [0]
-        return [("all layers" if la == 0 else f"layer {la}", la) for la in layers]
+        return [("all layers" if la == 0 else f"layer {la}", la) for la in self._layers(method)]
 
     def on_mount(self) -> None:
         table = self.query_one("#table", DataTable)
         table.add_columns("id", "kind", "pred", "p", "conf", "interp", "J", "len", "R", "text")
-        self.sub_title = self._run_label()
         if self._focus_search:
             self.query_one("#search", Input).focus()
         else:
             table.focus()
-        self.load()
+        self.load_meta(self.filters.run)
 
-    def _run_label(self) -> str:
-        models = {r["id"]: r["model"] for r in self._runs}
-        return f"{models.get(self.filters.run, self.filters.run)} ({self.filters.run})"
+    def _run_label(self, run: str) -> str:
+        labels = {r["id"]: r["label"] for r in self._runs}
+        return labels.get(run, run)
 
-    # -- loading ---------------------------------------------------------------------------------
+    # -- loading (every store read in a worker thread) -------------------------------------------
 
-    @work(thread=True, exclusive=True, group="page")
-    def load(self) -> None:
-        filters, offset = self.filters, self.offset
+    @work(thread=True, exclusive=True, exit_on_error=False, group="meta")
+    def load_meta(self, run: str) -> None:
+        from tui.screens.runs import run_labels
+
+        with self.app.handle.read() as store:
+            overview = store.run_overview().to_pylist()
+            pairs = [(r["method"], r["layer"]) for r in store.run_methods(run).to_pylist()]
+        labels = run_labels(overview)
+        runs = [{"id": r["id"], "label": labels[r["id"]]} for r in overview]
+        self.post_message(self.MetaLoaded(run, runs, pairs))
+
+    @on(MetaLoaded)
+    def _meta_loaded(self, event: MetaLoaded) -> None:
+        self._runs, self._pairs = event.runs, event.pairs
+        method, layer = self._keep_pair(self.filters.method, self.filters.layer)
+        changed = self.filters.with_(run=event.run, method=method, layer=layer)
+        self.sub_title = self._run_label(event.run)
+        if changed == self.filters:
+            self._sync_controls()
+            self._reload()
+        else:
+            self.filters = changed
+
+    def _keep_pair(self, method: str, layer: int) -> tuple[str, int]:
+        """The same method and layer in the newly loaded run when it has them, else the
+        nearest: the same method's last layer, then the last layer of attention."""
+        if (method, layer) in self._pairs:
+            return method, layer
+        same = [p for p in self._pairs if p[0] == method]
+        if same:
+            return same[-1]
+        attention = [p for p in self._pairs if p[0] == "attention"]
+        if attention:
+            return attention[-1]
+        return self._pairs[0] if self._pairs else (method, layer)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="page")
+    def load(self, filters: Filters, offset: int) -> None:
         with self.app.handle.read() as store:
             counts = store.bucket_counts(**filters.query())
             page = store.example_page(
@@ -199,17 +291,40 @@ class ExamplesScreen(Screen):
             )
         self.post_message(self.Loaded(filters, offset, page, counts))
 
+    @work(thread=True, exclusive=True, exit_on_error=False, group="layers")
+    def load_layers(self, filters: Filters, layers: list[int]) -> None:
+        by_layer = {}
+        with self.app.handle.read() as store:
+            for layer in layers:
+                counts = store.bucket_counts(**filters.with_(layer=layer).query())
+                by_layer[layer] = counts["interpretable"]
+        self.post_message(self.LayersLoaded(filters, by_layer))
+
+    def _reload(self, layers: bool = True) -> None:
+        self.load(self.filters, self.offset)
+        if layers:
+            self._load_layer_counts()
+
+    def _load_layer_counts(self) -> None:
+        f = self.filters
+        layers = [la for la in self._layers(f.method) if la]
+        if is_layered(f.method) and len(layers) > 1:
+            self.load_layers(f, layers)
+        else:
+            self.query_one("#layers", Static).display = False
+
     def watch_filters(self, old: Filters, new: Filters) -> None:
-        if old.run != new.run:
-            with self.app.handle.read() as store:
-                self._pairs = self._method_pairs(store, new.run)
-            self.sub_title = self._run_label()
         self.set_reactive(ExamplesScreen.offset, 0)
+        self._cursor_after_load = 0
         self._sync_controls()
-        self.load()
+        self._reload(layers=old.with_(outcome=new.outcome, sort=new.sort) != new)
 
     def watch_offset(self) -> None:
-        self.load()
+        self._reload(layers=False)
+
+    def refresh_data(self) -> None:
+        """Read everything again (the store changed under us)."""
+        self.load_meta(self.filters.run)
 
     @on(Loaded)
     def show(self, event: Loaded) -> None:
@@ -223,7 +338,7 @@ class ExamplesScreen(Screen):
         for row in self._rows:
             interp = row["interpretable"]
             table.add_row(
-                row["id"],
+                Text(row["id"]),
                 row["kind"],
                 _bucket(row),
                 f"{row['prob']:.2f}",
@@ -232,34 +347,45 @@ class ExamplesScreen(Screen):
                 "–" if row["jaccard"] is None else f"{row['jaccard']:.2f}",
                 str(row["length"]),
                 str(row["rationale"]),
-                row["text"][:120],
+                Text(row["text"][:120]),
                 key=row["id"],
             )
+        if self._rows:
+            table.move_cursor(row=min(self._cursor_after_load, len(self._rows) - 1))
         self._show_status()
+
+    @on(LayersLoaded)
+    def _layers_loaded(self, event: LayersLoaded) -> None:
+        f = self.filters
+        if event.filters.with_(layer=f.layer, outcome=f.outcome, sort=f.sort) != f:
+            return
+        layers = self.query_one("#layers", Static)
+        layers.display = True
+        layers.update(layer_line(f.method, f.layer, event.by_layer))
 
     def _show_status(self) -> None:
         f = self.filters
         first = self.offset + 1 if self._rows else 0
         last = self.offset + len(self._rows)
         arrow = "↓" if f.descending else "↑"
-        method = f.method + (f" L{f.layer}" if f.layer else "")
+        method = method_label(f.method) + (f" L{f.layer}" if f.layer else "")
         self.query_one("#status", Label).update(
-            f"rows {first:,}–{last:,} of {self._total:,} · {method} · sort {f.sort} {arrow}"
+            Text(f"rows {first:,}–{last:,} of {self._total:,} · {method} · sort {f.sort} {arrow}")
         )
+        self.query_one("#command", Label).update(Text(cli_command(f)))
 
     def _sync_controls(self) -> None:
-        """Set the filter bar's controls from ``filters`` (after keys or the palette change it)."""
+        """Set the filter bar from ``filters`` without the controls reporting it back as a
+        change (refreshing a drop-down's options selects its first one and posts Changed)."""
         f = self.filters
-        self._syncing = True
-        try:
-            method = self.query_one("#method", Select)
-            method.set_options(self._method_options())
-            method.value = f.method
-            layer = self.query_one("#layer", Select)
-            layer.set_options(self._layer_options(f.method))
-            layer.value = f.layer
+        with self.prevent(Select.Changed):
+            run_options = [(Text(r["label"]), r["id"]) for r in self._runs] or [
+                (Text(f.run), f.run)
+            ]
+            _set(self.query_one("#run", Select), run_options, f.run)
+            _set(self.query_one("#method", Select), self._method_options(), f.method)
+            _set(self.query_one("#layer", Select), self._layer_options(f.method), f.layer)
             values = {
-                "run": f.run,
                 "metric": f.metric,
                 "outcome": f.outcome,
                 "prediction": f.prediction,
@@ -270,31 +396,21 @@ class ExamplesScreen(Screen):
                 select = self.query_one(f"#{name}", Select)
                 if select.value != value:
                     select.value = value
-        finally:
-            self.call_after_refresh(self._end_sync)
-
-    def _end_sync(self) -> None:
-        self._syncing = False
 
     # -- events and actions ----------------------------------------------------------------------
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
-        if self._syncing or event.value is Select.NULL:
+        if event.value is Select.NULL:
             return
         name, value = event.select.id, event.value
         f = self.filters
         if name == "run" and value != f.run:
-            with self.app.handle.read() as store:
-                self._pairs = self._method_pairs(store, str(value))
-            method, layer = self._keep_pair(f.method, f.layer)
-            self.filters = f.with_(run=value, method=method, layer=layer)
+            self.load_meta(str(value))
         elif name == "method" and value != f.method:
-            layers = [la for m, la in self._pairs if m == value] or [0]
-            layer = f.layer if f.layer in layers else layers[-1]
-            self.filters = f.with_(method=value, layer=layer)
+            self._set_method(str(value))
         elif name == "layer" and value != f.layer:
-            self.filters = f.with_(layer=int(value))
+            self.filters = f.with_(layer=int(value))  # type: ignore[arg-type]
         elif name == "kind":
             kind = None if value == "any" else str(value)
             if kind != f.kind:
@@ -302,19 +418,48 @@ class ExamplesScreen(Screen):
         elif name in ("metric", "outcome", "prediction", "rationale") and getattr(f, name) != value:
             self.filters = f.with_(**{name: value})
 
-    def _keep_pair(self, method: str, layer: int) -> tuple[str, int]:
+    def _set_method(self, method: str) -> None:
+        layers = self._layers(method)
+        layer = self.filters.layer if self.filters.layer in layers else layers[-1]
+        self.filters = self.filters.with_(method=method, layer=layer)
+
+    def action_method(self, step: int) -> None:
+        methods = [m for _, m in self._method_options()]
+        current = self.filters.method
+        index = methods.index(current) if current in methods else -step
+        self._set_method(methods[(index + step) % len(methods)])
+
+    def action_layer(self, step: int) -> None:
+        layers = self._layers(self.filters.method)
+        if self.filters.layer in layers:
+            target = layers.index(self.filters.layer) + step
+            if 0 <= target < len(layers):
+                self.filters = self.filters.with_(layer=layers[target])
+
+    def set_pair(self, method: str, layer: int) -> None:
+        """Show ``method`` at ``layer`` (the command palette's method and layer commands)."""
         if (method, layer) in self._pairs:
-            return method, layer
-        same = [p for p in self._pairs if p[0] == method]
-        return same[-1] if same else self._default_pair()
+            self.filters = self.filters.with_(method=method, layer=layer)
+
+    def pairs(self) -> list[tuple[str, int]]:
+        """The (method, layer) pairs the current run has, for the command palette."""
+        return list(self._pairs)
 
     @on(Input.Changed, "#search")
     def _search_changed(self, event: Input.Changed) -> None:
-        if event.value != self.filters.search:
-            self.filters = self.filters.with_(search=event.value)
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_timer = self.set_timer(SEARCH_DELAY, partial(self._apply_search, event.value))
+
+    def _apply_search(self, value: str) -> None:
+        if value != self.filters.search:
+            self.filters = self.filters.with_(search=value)
 
     @on(Input.Submitted, "#search")
-    def _search_submitted(self) -> None:
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._apply_search(event.value)
         self.query_one("#table", DataTable).focus()
 
     @on(DataTable.RowSelected, "#table")
@@ -325,19 +470,36 @@ class ExamplesScreen(Screen):
         self.open_row(self.query_one("#table", DataTable).cursor_row)
 
     def open_row(self, index: int) -> None:
-        from tui.screens.example import ExampleScreen
-
         if not self._rows:
             return
-        self.app.push_screen(
-            ExampleScreen(
-                self.filters,
-                [row["id"] for row in self._rows],
-                index=index,
-                offset=self.offset,
-                total=self._total,
-            )
-        )
+        ids = [row["id"] for row in self._rows]
+        self._open(ids, index, self.offset, self._total)
+
+    def _open(self, ids: list[str], index: int, offset: int, total: int) -> None:
+        from tui.screens.example import ExampleScreen
+
+        screen = ExampleScreen(self.filters, ids, index=index, offset=offset, total=total)
+        self.app.push_screen(screen, self._follow)
+
+    def _follow(self, position: tuple[int, int] | None) -> None:
+        """Back from the example screen: show the page and row it had stepped to."""
+        if position is None:
+            return
+        offset, index = position
+        self._cursor_after_load = index
+        if offset != self.offset:
+            self.offset = offset
+        elif self._rows:
+            self.query_one("#table", DataTable).move_cursor(row=min(index, len(self._rows) - 1))
+
+    def action_goto(self) -> None:
+        from tui.screens.dialogs import GotoScreen
+
+        self.app.push_screen(GotoScreen(), self._goto)
+
+    def _goto(self, example: str | None) -> None:
+        if example:
+            self._open([example], 0, 0, 1)
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -367,12 +529,19 @@ class ExamplesScreen(Screen):
     def action_page(self, step: int) -> None:
         offset = self.offset + step * PAGE
         if 0 <= offset < max(self._total, 1):
+            self._cursor_after_load = 0
             self.offset = offset
 
     def action_clear_filters(self) -> None:
         f = self.filters
-        self.query_one("#search", Input).value = ""
+        with self.prevent(Input.Changed):
+            self.query_one("#search", Input).value = ""
         self.filters = Filters(run=f.run, method=f.method, layer=f.layer, metric=f.metric)
+
+    def action_copy_command(self) -> None:
+        command = cli_command(self.filters)
+        self.app.copy_to_clipboard(command)
+        self.notify(Text(command).markup, title="copied")
 
     def set_metric(self, metric: str) -> None:
         """Called by the app when the interpretable metric changes (command palette)."""
@@ -397,7 +566,7 @@ class ExamplesScreen(Screen):
             self.rows = rows
             self.error = error
 
-    @work(thread=True, group="export")
+    @work(thread=True, exit_on_error=False, group="export")
     def export(self, filters: Filters, fmt: str, path: str) -> None:
         from pathlib import Path
 
@@ -405,7 +574,8 @@ class ExamplesScreen(Screen):
 
         try:
             with self.app.handle.read() as store:
-                rows = write_records(store.filtered_batches(**filters.query()), fmt, Path(path))
+                batches = store.filtered_batches(**filters.query())
+                rows = write_records(batches, fmt, Path(path), force=True)
         except Exception as error:
             self.post_message(self.Exported(path, error=str(error)))
             return
@@ -414,11 +584,21 @@ class ExamplesScreen(Screen):
     @on(Exported)
     def _exported(self, event: Exported) -> None:
         if event.error:
-            self.notify(f"export failed: {event.error}", severity="error", timeout=10)
+            message = Text(f"export failed: {event.error}")
+            self.notify(message.markup, severity="error", timeout=10)
         else:
-            self.notify(f"wrote {event.rows:,} examples to {event.path}", timeout=8)
+            message = Text(f"wrote {event.rows:,} examples to {event.path}")
+            self.notify(message.markup, timeout=8)
 
 
-def _select(options: list[tuple[str, Any]], value: Any, widget_id: str) -> Select:
+def _select(options: list[tuple[Any, Any]], value: Any, widget_id: str) -> Select:
     """One compact, never-blank drop-down of the filter bar."""
     return Select(options, value=value, allow_blank=False, compact=True, id=widget_id)
+
+
+def _set(select: Select, options: list[tuple[Any, Any]], value: Any) -> None:
+    """Give a drop-down new options (only when they differ) and its value."""
+    if [v for _, v in options] != [v for _, v in select._options]:
+        select.set_options(options)
+    if select.value != value:
+        select.value = value

@@ -2,59 +2,52 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections import Counter
 from typing import Any
 
 import pyarrow as pa
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static
+from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from engine.store import OUTCOME_METRICS
+from engine.vocabulary import method_info, method_order
 from tui.messages import OpenRun
+from tui.widgets.job import JobPanel
 
-METHOD_ABBREVIATIONS = {
-    "attention": "attn",
-    "attention_max": "attn_max",
-    "grad_x_input": "grad×in",
-    "integrated_gradients": "IG",
-}
 MATRIX_METRICS = ("top3", "hit1", "exact", "jaccard50", "jaccard", "token_f1", "auprc")
 
 
-class JobPanel(Horizontal):
-    """A running evaluation: what it is, a progress bar, and its last message."""
+def run_labels(overview: list[dict[str, Any]]) -> dict[str, str]:
+    """A label per run that tells runs apart in 30 columns: the model, then the corpus/split
+    where two runs share a model, then `#n` (in start order) where that is still not enough."""
+    models = Counter(row["model"] for row in overview)
+    labels = {}
+    for row in overview:
+        label = row["model"]
+        if models[label] > 1:
+            label = f"{label} {row['corpus']}/{row['split']}"
+        labels[row["id"]] = label
+    seen: Counter[str] = Counter()
+    repeated = Counter(labels.values())
+    for run, label in labels.items():
+        if repeated[label] > 1:
+            seen[label] += 1
+            labels[run] = f"{label} #{seen[label]}"
+    return labels
 
-    DEFAULT_CSS = """
-    JobPanel { height: auto; display: none; padding: 0 1; }
-    JobPanel.-active { display: block; }
-    JobPanel Label { width: auto; margin-right: 1; }
-    JobPanel ProgressBar { width: auto; }
-    """
 
-    def compose(self) -> ComposeResult:
-        yield Label("", id="job-title")
-        yield ProgressBar(show_eta=False, id="job-bar")
-        yield Label("", id="job-message")
-
-    def start(self, title: str) -> None:
-        self.add_class("-active")
-        self.query_one("#job-title", Label).update(title)
-        self.query_one("#job-bar", ProgressBar).update(total=None, progress=0)
-        self.query_one("#job-message", Label).update("starting… (x cancels)")
-
-    def progress(self, done: int, total: int, message: str = "") -> None:
-        self.query_one("#job-bar", ProgressBar).update(total=total or None, progress=done)
-        if message:
-            self.query_one("#job-message", Label).update(message)
-
-    def finish(self) -> None:
-        self.remove_class("-active")
+def _short(method: str) -> str:
+    try:
+        return method_info(method).short
+    except KeyError:
+        return method
 
 
 class RunsScreen(Screen):
@@ -64,7 +57,6 @@ class RunsScreen(Screen):
         Binding("enter", "open", "Examples", show=True),
         Binding("slash", "search", "Search"),
         Binding("e", "evaluate", "Evaluate…"),
-        Binding("x", "cancel_job", "Cancel job"),
         Binding("t", "next_metric", "Table metric"),
         Binding("f", "toggle_population", "All/flagged"),
         Binding("r", "reload", "Reload"),
@@ -82,28 +74,18 @@ class RunsScreen(Screen):
     """Population of the table: 'all' scorable sentences or those the model 'flagged'."""
 
     class Loaded(Message):
-        """Runs and the method table were read from the store (posted by the loading worker)."""
+        """Runs, corpora and the method table were read from the store (by the worker)."""
 
-        def __init__(self, overview: pa.Table, matrix: pa.Table) -> None:
+        def __init__(self, overview: pa.Table, matrix: pa.Table, corpora: list[str]) -> None:
             super().__init__()
             self.overview = overview
             self.matrix = matrix
-
-    class JobUpdate(Message):
-        """An event from the running job's worker."""
-
-        def __init__(self, kind: str, done: int = 0, total: int = 0, message: str = "") -> None:
-            super().__init__()
-            self.kind = kind
-            self.done = done
-            self.total = total
-            self.message = message
+            self.corpora = corpora
 
     def __init__(self) -> None:
         super().__init__()
-        self._run_ids: list[str] = []
-        self._job: Any = None
-        self._cancel_requested = False
+        self._runs: list[dict[str, Any]] = []
+        self._corpora: list[str] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -113,21 +95,30 @@ class RunsScreen(Screen):
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             yield Label("", id="matrix-title", classes="title")
             yield DataTable(id="matrix", cursor_type="row")
-            yield JobPanel()
+        yield JobPanel()
         yield Footer()
 
     def on_mount(self) -> None:
         runs = self.query_one("#runs", DataTable)
-        runs.add_columns("model", "run", "corpus/split", "N", "acc", "F1", "best method", "top-3")
+        runs.add_columns("model", "corpus/split", "kind", "N", "acc", "F1", "best", "top-3", "run")
         self.query_one("#empty").display = False
+        runs.focus()
         self.load()
 
-    @work(thread=True, exclusive=True, group="runs")
+    def on_screen_resume(self) -> None:
+        self.query_one("#runs", DataTable).focus()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="runs")
     def load(self) -> None:
         with self.app.handle.read() as store:
             overview = store.run_overview()
             matrix = store.method_matrix(self.matrix_metric, self.population)
-        self.post_message(self.Loaded(overview, matrix))
+            corpora = [c.name for c in store.corpora()]
+        self.post_message(self.Loaded(overview, matrix, corpora))
+
+    def refresh_data(self) -> None:
+        """Read the store again (the app calls this when the store changed)."""
+        self.load()
 
     def watch_matrix_metric(self) -> None:
         if self.is_mounted:
@@ -143,21 +134,27 @@ class RunsScreen(Screen):
         current = runs.cursor_row
         runs.clear()
         rows = event.overview.to_pylist()
-        self._run_ids = [row["id"] for row in rows]
+        labels = run_labels(rows)
+        self._runs = rows
+        self._corpora = event.corpora
+        self.app.run_choices = [
+            (row["id"], labels[row["id"]], f"{row['corpus']}/{row['split']}") for row in rows
+        ]
         for row in rows:
             best = "–"
             if row["best_method"]:
                 layer = f" L{row['best_layer']}" if row["best_layer"] else ""
-                best = f"{row['best_method']}{layer}"
+                best = f"{_short(row['best_method'])}{layer}"
             runs.add_row(
-                row["model"],
-                row["id"],
-                f"{row['corpus']}/{row['split']}",
+                Text(labels[row["id"]]),
+                Text(f"{row['corpus']}/{row['split']}"),
+                row["kind"],
                 f"{row['n']:,}",
                 _num(row["accuracy"]),
                 _num(row["f1"]),
                 best,
                 _num(row["best_top3"]),
+                Text(row["id"], style="dim"),
                 key=row["id"],
             )
         if rows:
@@ -168,24 +165,28 @@ class RunsScreen(Screen):
             "No runs in this store yet.\n\nEvaluate a model with `editlens evaluate` "
             "(or `editlens demo` for the whole loop), or press [b]e[/b] to start one here."
         )
-        self._show_matrix(event.matrix, rows)
+        self._show_matrix(event.matrix, rows, labels)
 
-    def _show_matrix(self, matrix: pa.Table, runs: list[dict[str, Any]]) -> None:
+    def _show_matrix(
+        self, matrix: pa.Table, runs: list[dict[str, Any]], labels: dict[str, str]
+    ) -> None:
         table = self.query_one("#matrix", DataTable)
         table.clear(columns=True)
         values = matrix.to_pylist()
-        methods = sorted({row["method"] for row in values})
+        methods = sorted({row["method"] for row in values}, key=method_order)
         n = max((row["n"] for row in values), default=0)
         self.query_one("#matrix-title", Label).update(
-            f"Runs × methods · mean {self.matrix_metric} at the best layer · "
-            f"{self.population} · N≤{n:,}"
+            Text(
+                f"Runs × methods · mean {self.matrix_metric} at the best layer · "
+                f"{self.population} · N≤{n:,}"
+            )
         )
         table.add_column("model", key="model")
         for method in methods:
-            table.add_column(METHOD_ABBREVIATIONS.get(method, method), key=method)
+            table.add_column(_short(method), key=method)
         cells = {(row["run"], row["method"]): row for row in values}
         for run in runs:
-            line = [run["model"]]
+            line: list[Any] = [Text(labels[run["id"]])]
             for method in methods:
                 row = cells.get((run["id"], method))
                 if row is None or row["value"] is None:
@@ -195,26 +196,36 @@ class RunsScreen(Screen):
                     line.append(f"{row['value']:.2f}{layer}")
             table.add_row(*line, key=run["id"])
 
-    def selected_run(self) -> str | None:
-        runs = self.query_one("#runs", DataTable)
-        if not self._run_ids:
+    def selected_run(self) -> dict[str, Any] | None:
+        if not self._runs:
             return None
-        return self._run_ids[min(runs.cursor_row, len(self._run_ids) - 1)]
+        runs = self.query_one("#runs", DataTable)
+        return self._runs[min(runs.cursor_row, len(self._runs) - 1)]
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.row_key.value:
-            self.post_message(OpenRun(event.row_key.value))
+        run = next((r for r in self._runs if r["id"] == event.row_key.value), None)
+        if run is not None:
+            self._open(run)
 
     def action_open(self) -> None:
         run = self.selected_run()
         if run:
-            self.post_message(OpenRun(run))
+            self._open(run)
+
+    def _open(self, run: dict[str, Any], search: bool = False) -> None:
+        """An evaluation opens its examples; a training run, its history."""
+        if run["kind"] == "train":
+            from tui.screens.training import TrainingScreen
+
+            self.app.push_screen(TrainingScreen(run["id"]))
+        else:
+            self.post_message(OpenRun(run["id"], search=search))
 
     def action_search(self) -> None:
         run = self.selected_run()
         if run:
-            self.post_message(OpenRun(run, search=True))
+            self._open(run, search=True)
 
     def action_next_metric(self) -> None:
         metrics = [m for m in MATRIX_METRICS if m in OUTCOME_METRICS]
@@ -224,87 +235,16 @@ class RunsScreen(Screen):
         self.population = "flagged" if self.population == "all" else "all"
 
     def action_reload(self) -> None:
-        self.load()
-
-    # -- evaluation jobs ---------------------------------------------------------------------
+        self.app.reload()
 
     def action_evaluate(self) -> None:
         from tui.screens.evaluate import EvaluateScreen
 
-        if self._job is not None:
-            self.notify("a job is already running; x cancels it", severity="warning")
-            return
-        with self.app.handle.read() as store:
-            corpora = [c.name for c in store.corpora()]
-        self.app.push_screen(EvaluateScreen(corpora), self._start_job)
+        self.app.push_screen(EvaluateScreen(self._corpora), self._start_job)
 
     def _start_job(self, spec: dict[str, Any] | None) -> None:
-        if not spec:
-            return
-        try:
-            job = self.app.job_factory(spec, self.app.db)
-        except Exception as error:  # the engine refused the spec or could not start
-            self.notify(f"could not start the job: {error}", severity="error", timeout=10)
-            return
-        self._job = job
-        self._cancel_requested = False
-        self.query_one(JobPanel).start(f"evaluating {spec['model']} on {spec['corpus']}")
-        self.follow_job(job)
-
-    @work(thread=True, exclusive=True, group="job")
-    def follow_job(self, job: Any) -> None:
-        """Relay the job's events as messages; publish its run when it is staged."""
-        failed = ""
-        published = False
-        try:
-            for event in job.events():
-                if event.kind == "progress" or (event.kind == "log" and event.message):
-                    self.post_message(
-                        self.JobUpdate("progress", event.done, event.total, event.message)
-                    )
-                elif event.kind == "error":
-                    failed = event.message or "the job reported an error"
-                elif event.kind == "staged" and not failed:
-                    self.post_message(
-                        self.JobUpdate("progress", event.done, event.total, "publishing…")
-                    )
-                    self.app.handle.publish(Path(event.staging), event.run)
-                    published = True
-        except Exception as error:
-            failed = f"{type(error).__name__}: {error}"
-        code = job.returncode()
-        if not failed and not published:
-            failed = "cancelled" if self._cancel_requested else f"exited with code {code}"
-        if published:
-            self.post_message(self.JobUpdate("done", message="results published"))
-        else:
-            self.post_message(self.JobUpdate("failed", message=failed))
-
-    @on(JobUpdate)
-    def _job_update(self, event: JobUpdate) -> None:
-        panel = self.query_one(JobPanel)
-        if event.kind == "progress":
-            panel.progress(event.done, event.total, event.message)
-            return
-        panel.finish()
-        self._job = None
-        if event.kind == "done":
-            self.notify("evaluation finished: results are in the runs table", timeout=8)
-            self.load()
-        else:
-            self.notify(
-                f"evaluation stopped ({event.message}); the store is unchanged",
-                severity="error",
-                timeout=15,
-            )
-
-    def action_cancel_job(self) -> None:
-        if self._job is None:
-            self.notify("no job is running")
-            return
-        self._cancel_requested = True
-        self._job.cancel()
-        self.query_one(JobPanel).progress(0, 0, "cancelling…")
+        if spec:
+            self.app.start_job(spec)
 
 
 def _num(value: float | None) -> str:

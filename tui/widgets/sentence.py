@@ -11,6 +11,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from engine import highlight
+from engine.text import inert
 
 
 def _tick(value: bool | None) -> str:
@@ -24,9 +25,11 @@ class ScoredSentence(Static):
     ScoredSentence { height: auto; padding: 0 1; }
     """
 
-    detail: reactive[dict[str, Any] | None] = reactive(None)
+    # layout=True: a new sentence or score row changes the widget's height (word lengths and
+    # rank marks wrap differently), so the screen must lay it out again.
+    detail: reactive[dict[str, Any] | None] = reactive(None, layout=True)
     """The example under the current run, as ``Store.example_detail`` returns it."""
-    scores: reactive[dict[str, Any] | None] = reactive(None)
+    scores: reactive[dict[str, Any] | None] = reactive(None, layout=True)
     """The row of the detail's scores table being shown (method, layer, scores, outcomes)."""
 
     def render(self) -> Group | Text:
@@ -49,7 +52,7 @@ class HeadGrid(Static):
     HeadGrid { height: auto; width: auto; padding: 0 1; }
     """
 
-    grid: reactive[tuple[list[float], int, int, int] | None] = reactive(None)
+    grid: reactive[tuple[list[float], int, int, int] | None] = reactive(None, layout=True)
     """(grid values row-major, layers, heads, highlighted layer) or None when absent."""
 
     def render(self) -> Text:
@@ -82,7 +85,7 @@ class RunComparison(Static):
     RunComparison { height: auto; padding: 0 1; }
     """
 
-    rows: reactive[tuple[list[dict[str, Any]], dict[str, Any]] | None] = reactive(None)
+    rows: reactive[tuple[list[dict[str, Any]], dict[str, Any]] | None] = reactive(None, layout=True)
     """(``Store.example_across_runs`` rows, the example's detail) or None while loading."""
 
     def render(self) -> Group | Text:
@@ -93,8 +96,8 @@ class RunComparison(Static):
         for run in runs:
             pred = "needs edit" if run["pred"] else "ok"
             right = run["pred"] == detail["label"]
-            head = Text(f"{run['model']}", style="bold")
-            head.append(f"  {run['run']}  ", style="dim")
+            head = Text(inert(run["model"]), style="bold")
+            head.append(f"  {inert(run['run'])}  ", style="dim")
             head.append(f"pred {pred} p={run['prob']:.2f} {'right' if right else 'WRONG'}")
             if run["top3"] is not None:
                 head.append(
