@@ -322,3 +322,41 @@ def test_merging_from_an_unusable_staging_file_is_a_store_error(
         with pytest.raises(StoreError, match="staging"):
             store.merge_run(staging, RUN_ID)
         assert store.runs() == before
+
+
+# -- resuming a job ----------------------------------------------------------------------------
+
+
+def pending_ids(store: Store, **options: object) -> list[list[str]]:
+    return [
+        t.column("id").to_pylist()
+        for t in store.pending_example_batches("small", RUN_ID, **options)  # type: ignore[arg-type]
+    ]
+
+
+def test_pending_examples_skip_the_done_ones_page_by_page(db: Path) -> None:
+    ids = [f"1.{i}" for i in range(1, 8)]
+    with Store(db) as store:
+        store.write_examples("small", [examples_to_arrow("small", [example(i) for i in ids])])
+        assert pending_ids(store, rows=3) == [["1.1", "1.2", "1.3"], ["1.4", "1.5", "1.6"], ["1.7"]]
+        store.write_chunk({"predictions": run_tables()["predictions"]})  # 1.1, 1.2, 1.3 done
+        assert pending_ids(store, rows=3) == [["1.4", "1.5", "1.6"], ["1.7"]]
+        assert pending_ids(store, rows=3, limit=5) == [["1.4", "1.5"]]
+
+
+def test_pending_examples_see_chunks_written_between_pages_as_done(db: Path) -> None:
+    ids = ["1.1", "1.2", "1.3", "1.4"]
+    with Store(db) as store:
+        store.write_examples(
+            "small",
+            [
+                examples_to_arrow(
+                    "small", [example(i, split="test" if i != "1.2" else "dev") for i in ids]
+                )
+            ],
+        )
+        pages = []
+        for page in store.pending_example_batches("small", RUN_ID, splits=["test"], rows=2):
+            pages.append(page.column("id").to_pylist())
+            store.write_chunk({"predictions": run_tables()["predictions"].slice(0, 1)})
+    assert pages == [["1.1", "1.3"], ["1.4"]]

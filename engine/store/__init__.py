@@ -1,0 +1,56 @@
+"""The DuckDB store: the only package that speaks SQL. Callers get Arrow tables or dataclasses.
+
+One module per consumer: ``schema`` (tables, version, upgrade), ``connection`` (opening, waiting
+for a busy file, the one error path), ``ingest`` (corpora), ``jobs`` (staging writes, publish),
+``browse`` (reports and the TUI), ``filters`` (the TUI's filter value), ``stores`` (``Store``
+and ``StoreReader``, and why readers hold the file only per query).
+"""
+
+from __future__ import annotations
+
+from engine.store.browse import ResultReads
+from engine.store.connection import MEMORY_LIMIT, WAIT_SECONDS, StoreError
+from engine.store.filters import (
+    KINDS,
+    OUTCOMES,
+    PREDICTIONS,
+    RATIONALE_SIZES,
+    SORTS,
+    ExampleFilter,
+)
+from engine.store.ingest import examples_to_arrow
+from engine.store.jobs import remove_store_file
+from engine.store.records import CorpusSummary, Run, dumps
+from engine.store.schema import DEFAULT_DB, EXAMPLE_SCHEMA, RUN_TABLES, SCHEMA_VERSION
+from engine.store.stores import Store, StoreReader, changed_token, publish_run
+from engine.vocabulary import BROWSE_METRICS, POPULATIONS
+from engine.vocabulary import METRIC_NAMES as OUTCOME_METRICS
+
+__all__ = [
+    "BROWSE_METRICS",
+    "DEFAULT_DB",
+    "EXAMPLE_SCHEMA",
+    "KINDS",
+    "MEMORY_LIMIT",
+    "OUTCOMES",
+    "OUTCOME_METRICS",
+    "POPULATIONS",
+    "PREDICTIONS",
+    "RATIONALE_SIZES",
+    "RUN_TABLES",
+    "SCHEMA_VERSION",
+    "SORTS",
+    "WAIT_SECONDS",
+    "CorpusSummary",
+    "ExampleFilter",
+    "ResultReads",
+    "Run",
+    "Store",
+    "StoreError",
+    "StoreReader",
+    "changed_token",
+    "dumps",
+    "examples_to_arrow",
+    "publish_run",
+    "remove_store_file",
+]

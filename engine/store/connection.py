@@ -1,0 +1,209 @@
+"""Opening the store file, and the one path every query takes: DuckDB's errors become StoreError.
+
+DuckDB lets one process hold a file open for writing, and while it does no other process may
+hold it at all; any number of processes may hold it read-only at once. So a process that finds
+the file locked waits, with a bounded wait (``EDITLENS_STORE_WAIT`` seconds, 30 by default), says
+once for whom it waits (DuckDB's lock error names the holder's PID), and retries. Readers keep
+the file only for the moment of a query (see ``engine.store.reader``), so a waiting writer gets
+it within one query's time.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from engine.errors import EditlensError
+
+# DuckDB caches pages up to its memory limit (80 % of RAM by default), so without a cap a long
+# ingest looks like it grows with the file. Capped, it spills to disk and stays flat.
+MEMORY_LIMIT = os.environ.get("EDITLENS_MEMORY_LIMIT", "512MB")
+WAIT_SECONDS = float(os.environ.get("EDITLENS_STORE_WAIT", "30"))
+_RETRY_SECONDS = (0.02, 0.1)  # between tries: short, jittered, so two waiters do not collide
+
+Notice = Callable[[str], None]
+
+
+class StoreError(EditlensError):
+    """The store file cannot be used as asked."""
+
+
+def say_on_stderr(message: str) -> None:
+    """The default way a waiting process says why it waits."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def connect(
+    path: Path,
+    *,
+    read_only: bool,
+    wait: float | None = None,
+    notice: Notice | None = say_on_stderr,
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection to ``path``; while another process holds the file, wait up to
+    ``wait`` seconds (default ``WAIT_SECONDS``), saying once (through ``notice``) for whom."""
+    wait = WAIT_SECONDS if wait is None else wait
+    deadline = time.monotonic() + wait
+    said = False
+    while True:
+        try:
+            return duckdb.connect(
+                str(path), read_only=read_only, config={"memory_limit": MEMORY_LIMIT}
+            )
+        except duckdb.Error as error:
+            holder = lock_holder(error)
+            if holder is None or time.monotonic() >= deadline:
+                raise StoreError(open_problem(path, error, wait if holder else None)) from None
+            if not said and notice is not None:
+                notice(f"{path}: in use by {holder}; waiting up to {wait:.0f} s for it")
+                said = True
+            time.sleep(random.uniform(*_RETRY_SECONDS))
+        except OSError as error:
+            raise StoreError(f"{path}: cannot open the store ({error.strerror})") from None
+
+
+def lock_holder(error: Exception) -> str | None:
+    """Who holds the file, from DuckDB's lock error ("... held in /usr/bin/python (PID 123)"),
+    as "PID 123 (editlens tui)"; None when the error is not about a lock."""
+    message = str(error)
+    if "lock" not in message.lower():
+        return None
+    found = re.search(r"\(PID (\d+)\)", message)
+    if found is None:
+        return "another process"
+    pid = found.group(1)
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        command = " ".join(a.decode(errors="replace") for a in argv if a)
+    except OSError:
+        return f"PID {pid}"
+    return f"PID {pid} ({_short_command(command)})"
+
+
+def _short_command(command: str) -> str:
+    """``/x/.venv/bin/python /x/.venv/bin/editlens evaluate ...`` -> ``editlens evaluate ...``."""
+    words = command.split()
+    for i, word in enumerate(words):
+        if Path(word).name == "editlens":
+            words = ["editlens", *words[i + 1 :]]
+            break
+    short = " ".join(Path(words[0]).name.split() + words[1:]) if words else "?"
+    return short if len(short) <= 60 else short[:59] + "…"
+
+
+def open_problem(path: Path, error: Exception, waited: float | None = None) -> str:
+    """One line for a file DuckDB refused to open: what is wrong and what to do."""
+    message = str(error)
+    if "not a valid DuckDB database" in message:
+        return f"{path}: not a DuckDB file; point --db at an editlens store or a new file name"
+    holder = lock_holder(error)
+    if holder is not None:
+        after = f" after waiting {waited:.0f} s" if waited else ""
+        return (
+            f"{path}: in use by {holder}{after}; try again when it finishes "
+            f"(EDITLENS_STORE_WAIT sets the wait) or use another --db"
+        )
+    if "different configuration" in message:
+        return f"{path}: already open for writing in this process; close it first"
+    if "newer" in message.lower() or "version" in message.lower():
+        return f"{path}: written by a newer DuckDB; upgrade editlens or use another --db"
+    return f"{path}: cannot open the store ({first_line(message)})"
+
+
+def first_line(message: object) -> str:
+    return str(message).splitlines()[0] if str(message) else type(message).__name__
+
+
+class Database:
+    """One open connection, and the one error path: every query here turns ``duckdb.Error``
+    (and ``OSError``) into a one-line ``StoreError`` naming the file. Use from one thread at a
+    time; the TUI's threads each get their own (``engine.store.reader``)."""
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
+        self.path = path
+        self.con = con
+        self._doing = ""
+
+    @contextmanager
+    def doing(self, what: str) -> Iterator[None]:
+        """Name what the block does, for the errors its queries raise ("cannot merge run x")."""
+        self._doing, before = what, self._doing
+        try:
+            yield
+        finally:
+            self._doing = before
+
+    @contextmanager
+    def errors(self) -> Iterator[None]:
+        """Translate DuckDB's (and the file system's) errors raised inside the block."""
+        try:
+            yield
+        except (duckdb.Error, OSError) as error:
+            detail = first_line(error)
+            if self._doing:
+                detail = f"{self._doing} ({detail})"
+            raise StoreError(f"{self.path}: {detail}") from None
+
+    def execute(self, query: str, params: object = None) -> None:
+        with self.errors():
+            self.con.execute(query, params)
+
+    def rows(self, query: str, params: object = None) -> list[tuple[Any, ...]]:
+        """Run a query to completion (DuckDB refuses new work while a result is half-read)."""
+        with self.errors():
+            return self.con.execute(query, params).fetchall()
+
+    def one(self, query: str, params: object = None) -> tuple[Any, ...] | None:
+        rows = self.rows(query, params)
+        return rows[0] if rows else None
+
+    def table(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
+        with self.errors():
+            return self.con.sql(query, params=params).to_arrow_table()
+
+    def batches(
+        self, query: str, params: dict[str, Any] | None = None, rows: int = 8192
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream a result on a cursor of its own, so other queries may run between batches."""
+        cursor = self.con.cursor()
+        try:
+            with self.errors():
+                yield from cursor.sql(query, params=params).to_arrow_reader(rows)
+        finally:
+            cursor.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: any exception rolls every write back."""
+        self.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    @contextmanager
+    def registered(self, tables: dict[str, pa.Table]) -> Iterator[None]:
+        """Arrow tables visible to SQL under the given names for the block."""
+        with self.errors():
+            for name, table in tables.items():
+                self.con.register(name, table)
+        try:
+            yield
+        finally:  # after any transaction: an aborted one refuses other statements
+            for name in tables:
+                self.con.unregister(name)
+
+    def close(self) -> None:
+        self.con.close()

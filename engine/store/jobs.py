@@ -1,0 +1,154 @@
+"""What training and evaluation jobs write: rows into a staging store of their own, then one
+publish that merges a finished run into the main store, all at once or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import astuple
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from engine.store.connection import Database, StoreError
+from engine.store.records import Run, dumps
+from engine.store.schema import RUN_TABLES, SUMMARISE_SLICES, quote
+from engine.vocabulary import METRIC_NAMES, POPULATIONS
+
+# Row order on publish: outcomes by the TUI's filter keys, so DuckDB's zone maps skip the rest.
+_MERGE_ORDER = {"outcomes": "run, method, layer, example", "scores": "run, example, method, layer"}
+
+
+class JobWrites:
+    """A job's staging store: chunks of rows, resume, the run row; and the main store's merge."""
+
+    _db: Database
+
+    def write_chunk(self, tables: dict[str, pa.Table]) -> None:
+        """Append one chunk of a run's rows (table name -> Arrow) in one transaction."""
+        unknown = set(tables) - set(RUN_TABLES)
+        if unknown:
+            raise ValueError(f"not run tables: {sorted(unknown)}")
+        db, chunks = self._db, {f"chunk_{name}": rows for name, rows in tables.items()}
+        with db.registered(chunks), db.transaction():
+            for name in tables:
+                db.execute(f"INSERT INTO {name} BY NAME SELECT * FROM chunk_{name}")
+
+    def done_examples(self, run_id: str) -> set[str]:
+        """Examples a run already has predictions for (small runs and tests; a job resumes
+        with ``pending_example_batches``, which never holds every id in memory)."""
+        rows = self._db.rows("SELECT example FROM predictions WHERE run = ?", [run_id])
+        return {row[0] for row in rows}
+
+    def pending_example_batches(
+        self,
+        corpus: str,
+        run_id: str,
+        *,
+        splits: Sequence[str] | None = None,
+        limit: int | None = None,
+        rows: int = 512,
+    ) -> Iterator[pa.Table]:
+        """The examples of ``corpus`` that run ``run_id`` has no prediction for yet, in id
+        order, ``rows`` at a time; ``splits`` and ``limit`` choose the examples as
+        ``example_batches`` does (the first ``limit`` by id), done ones are then skipped.
+
+        Each table comes from its own keyset query (ids after the last one yielded), anti-joined
+        in SQL with the run's predictions past that id, so the caller may write chunks between
+        tables and no id list is built in Python.
+        """
+        params: dict[str, Any] = {"corpus": corpus, "run": run_id, "rows": rows}
+        where = ["e.corpus = $corpus", "e.id > $after"]
+        if splits is not None:
+            where.append("list_contains($splits, e.split)")
+            params["splits"] = list(splits)
+        if limit is not None:
+            last = self._db.one(
+                f"SELECT max(id) FROM (SELECT e.id FROM examples e WHERE {' AND '.join(where)}"
+                " ORDER BY e.id LIMIT $limit)",
+                {k: v for k, v in params.items() if k not in ("run", "rows")}
+                | {"after": "", "limit": limit},
+            )
+            if last is None or last[0] is None:
+                return
+            where.append("e.id <= $last")
+            params["last"] = last[0]
+        query = f"""
+            SELECT e.* FROM examples e
+            WHERE {" AND ".join(where)}
+              AND e.id NOT IN (SELECT example FROM predictions WHERE run = $run AND example > $after)
+            ORDER BY e.id LIMIT $rows
+        """
+        after = ""
+        while (page := self._db.table(query, {**params, "after": after})).num_rows:
+            after = page.column("id")[-1].as_py()
+            yield page
+
+    def run_labels(self, run_id: str) -> tuple[list[bool], list[bool]]:
+        """Gold labels and predictions of a run, for its classification figures."""
+        rows = self._db.rows(
+            "SELECT label, pred FROM predictions WHERE run = ? ORDER BY example", [run_id]
+        )
+        return [row[0] for row in rows], [row[1] for row in rows]
+
+    def record_run(self, run: Run) -> None:
+        """Add the run row; in a store that users see, call only through ``merge_run``."""
+        values = list(astuple(run))
+        values[8], values[9] = dumps(run.config), dumps(run.metrics)
+        db = self._db
+        with db.transaction():
+            db.execute("DELETE FROM runs WHERE id = ?", [run.id])
+            db.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(values))})", values)
+
+    def merge_run(self, staging: Path, run_id: str) -> None:
+        """Publish a run written to a staging store: all its rows appear at once, or none do."""
+        db = self._db
+        try:
+            db.con.execute(f"ATTACH '{quote(staging)}' AS staging (READ_ONLY)")
+        except Exception as error:  # duckdb.Error or OSError: the staging file is unusable
+            raise StoreError(
+                f"{staging}: cannot open the staging store ({str(error).splitlines()[0]}); "
+                "rerun the job"
+            ) from None
+        try:
+            with db.doing(f"cannot merge run {run_id} from {staging}"), db.transaction():
+                self._delete_run_rows(run_id)
+                for name in (*RUN_TABLES, "runs"):
+                    key = "id" if name == "runs" else "run"
+                    db.execute(
+                        f"INSERT INTO {name} BY NAME SELECT * FROM staging.{name} "
+                        f"WHERE {key} = ? ORDER BY {_MERGE_ORDER.get(name, 'ALL')}",
+                        [run_id],
+                    )
+                self._summarise(run_id)
+        finally:
+            db.execute("DETACH staging")
+
+    def _delete_run_rows(self, run_id: str) -> None:
+        for name in (*RUN_TABLES, "summaries", "slices"):
+            self._db.execute(f"DELETE FROM {name} WHERE run = ?", [run_id])
+        self._db.execute("DELETE FROM runs WHERE id = ?", [run_id])
+
+    def _summarise(self, run_id: str) -> None:
+        """Per method x layer x population means, with N, so reports need no pass over
+        outcomes; and the run's (method, layer) slices, scorable or not."""
+        means = ", ".join(f"avg({m}::DOUBLE)" for m in METRIC_NAMES)
+        populations = ", ".join(f"('{p}')" for p in POPULATIONS)
+        self._db.execute(
+            f"""
+            INSERT INTO summaries
+            SELECT o.run, o.method, o.layer, population, count(*), {means}
+            FROM outcomes o
+            CROSS JOIN (VALUES {populations}) populations(population)
+            WHERE o.run = $run AND o.scorable AND (population = 'all' OR o.pred)
+            GROUP BY o.run, o.method, o.layer, population
+            """,
+            {"run": run_id},
+        )
+        self._db.execute(SUMMARISE_SLICES.format(where="run = $run"), {"run": run_id})
+
+
+def remove_store_file(path: Path) -> None:
+    """A DuckDB file and its write-ahead log."""
+    for name in (path, path.with_name(path.name + ".wal")):
+        name.unlink(missing_ok=True)

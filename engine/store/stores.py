@@ -1,0 +1,246 @@
+"""The two ways to hold the store file: ``Store`` (a job or command, read-write or read-only)
+and ``StoreReader`` (the TUI, ``serve``, reports: read-only, and never between queries).
+
+Sharing the file (DESIGN.md, Store). DuckDB lets one process hold a file for writing, and no
+other process may hold it at all meanwhile. So:
+
+- a read-only store holds the file only while a query (or a ``session()`` block of queries)
+  runs: each opens a read-only connection and closes it after. Connections opened by several
+  threads of one process at once share one DuckDB instance, so only the first pays the open.
+- a writer that finds the file held waits up to ``EDITLENS_STORE_WAIT`` seconds (30), retrying
+  every few tens of milliseconds and saying once for whom it waits; since readers let go
+  between queries, it gets the file within one query's time. A reader that finds a writer
+  waits the same way.
+- a job never fails after doing its work: it writes to a staging file of its own, and if the
+  main store stays busy past the wait, its run stays staged and a rerun publishes it.
+- ``changed_token()`` (the file's and its WAL's size and mtime) tells a reader that a publish
+  happened without opening the file.
+
+Measured on the 1 M-example benchmark store (benchmarks/bench_tui.py): opening per query costs
+a few milliseconds, well within the filter-change and next-example targets (see the module's
+git log and the benchmark for the figures).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from engine.store import schema
+from engine.store.browse import ResultReads
+from engine.store.connection import (
+    WAIT_SECONDS,
+    Database,
+    Notice,
+    StoreError,
+    connect,
+    say_on_stderr,
+)
+from engine.store.ingest import CorpusReads, CorpusWrites
+from engine.store.jobs import JobWrites, remove_store_file
+
+
+def _missing(path: Path) -> StoreError:
+    return StoreError(f"{path}: no store here; run `editlens demo` or `editlens ingest`")
+
+
+class ReadOnlyFile(Database):
+    """A ``Database`` that opens a read-only connection for each query and closes it after,
+    or keeps one for a ``held()`` block (per thread). Its schema is checked at the first open."""
+
+    def __init__(self, path: Path, *, wait: float, notice: Notice | None) -> None:
+        self.path, self._wait, self._notice = path, wait, notice
+        self._doing = ""
+        self._local = threading.local()
+        self._checked = False
+
+    @property
+    def con(self) -> Any:  # type: ignore[override]
+        current = getattr(self._local, "db", None)
+        if current is None:
+            raise StoreError(f"{self.path}: read-only store used outside a query; use session()")
+        return current.con
+
+    @contextmanager
+    def held(self) -> Iterator[Database]:
+        """One connection for the block, on this thread (nested blocks share it)."""
+        current = getattr(self._local, "db", None)
+        if current is not None:
+            yield current
+            return
+        if not self.path.exists():
+            raise _missing(self.path)
+        db = Database(
+            self.path, connect(self.path, read_only=True, wait=self._wait, notice=self._notice)
+        )
+        db._doing = self._doing
+        self._local.db = db
+        try:
+            if not self._checked:
+                schema.check(db, read_only=True)
+                self._checked = True
+            yield db
+        finally:
+            self._local.db = None
+            db.close()
+
+    def execute(self, query: str, params: object = None) -> None:
+        with self.held() as db:
+            db.execute(query, params)
+
+    def rows(self, query: str, params: object = None) -> list[tuple[Any, ...]]:
+        with self.held() as db:
+            return db.rows(query, params)
+
+    def table(self, query: str, params: dict[str, Any] | None = None) -> pa.Table:
+        with self.held() as db:
+            return db.table(query, params)
+
+    def batches(
+        self, query: str, params: dict[str, Any] | None = None, rows: int = 8192
+    ) -> Iterator[pa.RecordBatch]:
+        with self.held() as db:  # the file stays held until the stream is read or closed
+            yield from db.batches(query, params, rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.held() as db, db.transaction():
+            yield
+
+    @contextmanager
+    def registered(self, tables: dict[str, pa.Table]) -> Iterator[None]:
+        with self.held() as db, db.registered(tables):
+            yield
+
+    def close(self) -> None:
+        """Nothing stays open between queries."""
+
+
+class StoreReader(CorpusReads, ResultReads):
+    """Read-only access that holds the file only while a query runs: for processes that stay
+    open while others write (every TUI, every ``serve`` tab). Safe to share between threads."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        wait: float | None = None,
+        notice: Notice | None = say_on_stderr,
+    ) -> None:
+        self.path = Path(path)
+        self._file = ReadOnlyFile(
+            self.path, wait=WAIT_SECONDS if wait is None else wait, notice=notice
+        )
+        self._db: Database = self._file
+        with self.session():  # a missing, foreign, older or newer file fails here
+            pass
+
+    @contextmanager
+    def session(self) -> Iterator[StoreReader]:
+        """Hold one connection for a short group of queries on this thread."""
+        with self._file.held():
+            yield self
+
+    def changed_token(self) -> tuple[int, ...]:
+        """Changes whenever a writer commits to the file (size and mtime of it and its WAL);
+        cheap, and it never opens the file."""
+        return changed_token(self.path)
+
+    def close(self) -> None:
+        """Nothing stays open between queries."""
+
+    def __enter__(self) -> StoreReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Store(CorpusWrites, CorpusReads, JobWrites, ResultReads):
+    """One DuckDB file. Writes go through Arrow in one transaction, so a failure changes nothing.
+
+    Read-write, the store holds the file until ``close`` (one process at a time can); a busy
+    file is waited for (``wait`` seconds). Read-only, it holds the file only while a query runs,
+    like ``StoreReader``. Use from one thread at a time (the TUI's threads share a StoreReader).
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        read_only: bool = False,
+        wait: float | None = None,
+        notice: Notice | None = say_on_stderr,
+    ) -> None:
+        self.path = Path(path)
+        wait = WAIT_SECONDS if wait is None else wait
+        if read_only:
+            self._db = ReadOnlyFile(self.path, wait=wait, notice=notice)
+            with self._db.held():
+                return
+        self._db = Database(
+            self.path, connect(self.path, read_only=False, wait=wait, notice=notice)
+        )
+        try:
+            schema.check(self._db, read_only=False)
+        except BaseException:
+            self._db.close()  # a refused store must not stay locked
+            raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: any exception rolls every write back."""
+        with self._db.transaction():
+            yield
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def publish_run(
+    db: Path,
+    staging: Path,
+    run_id: str,
+    *,
+    wait: float | None = None,
+    notice: Notice | None = say_on_stderr,
+) -> None:
+    """Merge a finished staging store into the main store, then delete the staging file.
+
+    The main store may be busy (a TUI's query, another job's publish): wait for it up to
+    ``wait`` seconds, saying once for whom. If it stays busy, the staged run stays where it is
+    and the error says so.
+    """
+    try:
+        main = Store(db, wait=wait, notice=notice)
+    except StoreError as error:
+        raise StoreError(
+            f"{error}; the finished run stays staged in {staging}: rerun the command to publish it"
+        ) from None
+    with main:
+        main.merge_run(staging, run_id)
+    remove_store_file(staging)
+
+
+def changed_token(path: Path) -> tuple[int, ...]:
+    """Size and mtime of a store file and of its write-ahead log; zeros for what is missing."""
+    token: list[int] = []
+    for name in (path, path.with_name(path.name + ".wal")):
+        try:
+            stat = os.stat(name)
+            token += [stat.st_size, stat.st_mtime_ns]
+        except OSError:
+            token += [0, 0]
+    return tuple(token)
