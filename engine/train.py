@@ -1,9 +1,17 @@
-"""Fine-tuning: a "needs edit" sequence classifier, seeded, resumable, with the best epoch kept.
+"""Fine-tuning: a "needs edit" sequence classifier, seeded, resumable mid-epoch, best epoch kept.
 
-State lives in ``<out>/last/`` (model, optimizer, scheduler, RNG, history) after every epoch and
-the best epoch by dev loss in ``<out>/best/``; both are written to a temporary directory and
-renamed into place, so a kill mid-save leaves the previous state intact. The run reaches the
-store only when training is over, through a staging file merged in one transaction.
+The train split streams from the store in chunks of ``CHUNK_EXAMPLES`` (id order), each encoded
+and cut into shuffled length buckets on its own, so memory does not grow with the corpus. State
+lives in ``<out>/last/`` (model, optimizer, scheduler, RNG states, the position in the epoch)
+after every epoch and every ``checkpoint_every`` optimizer steps, and the best epoch by dev loss
+in ``<out>/best/``; both are written to a temporary directory and renamed into place, so a kill
+(even ``kill -9``) loses at most ``checkpoint_every`` steps and the resumed run takes the same
+steps as an uninterrupted one. The run reaches the store only when training is over, through a
+staging file merged in one transaction.
+
+Under ``torchrun``/``accelerate launch`` training is data-parallel (DDP through Accelerate):
+``batch_size`` stays the global batch, each rank takes its share of every batch, and only rank 0
+writes checkpoints and the store.
 """
 
 from __future__ import annotations
@@ -14,20 +22,22 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.device import DEFAULT_DEVICE, DEFAULT_PRECISION
 from engine.errors import EditlensError
 from engine.models import model_label, slug
-from engine.specs import TrainSpec
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import torch
 
     from engine.align import Encoded
+    from engine.device import Processes
     from engine.models import LoadedModel
 
 LAST, BEST = "last", "best"
@@ -35,11 +45,35 @@ STATE_FILE = "state.json"  # written last: a last/ without it is never trusted
 OPTIMIZER_TENSORS = "optimizer.safetensors"
 OPTIMIZER_JSON = "optimizer.json"
 SCHEDULER_JSON = "scheduler.json"
+SCALER_JSON = "scaler.json"
 RNG_TENSORS = "rng.safetensors"
 STAGING = "staging.duckdb"
 CLIP_NORM = 1.0
-ENCODE_CHUNK = 4096  # sentences per tokenizer call: bounds the tokenizer's temporary memory
+CHUNK_EXAMPLES = 8192  # examples read, encoded and bucketed at a time: bounds training memory
 TIMING_KEYS = ("examples_per_s", "seconds")  # history keys that differ between equal runs
+# Settings that change where or how often, not what is computed: not part of a run's identity.
+NOT_IDENTITY = ("out", "device", "checkpoint_every")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """What to fine-tune on what, and how; equal specs give equal runs (same id, same losses)."""
+
+    corpus: str
+    model: str = "minilm"
+    epochs: int = 3
+    lr: float = 5e-5
+    batch_size: int = 16  # the global batch, whatever the number of processes
+    max_length: int = 128
+    seed: int = 13
+    patience: int = 2  # epochs without a lower dev loss before stopping (0 behaves as 1)
+    warmup: float = 0.1  # share of steps with linear warm-up, then linear decay to 0
+    out: Path | None = None  # checkpoint directory; default: <db dir>/checkpoints/<run id>
+    limit: int | None = None  # cap on training examples (and on dev examples), first by id
+    pad_to_max: bool = False  # the benchmark's baseline: pad every batch to max_length
+    device: str = DEFAULT_DEVICE  # auto | cpu | cuda | cuda:N | mps
+    precision: str = DEFAULT_PRECISION  # fp32 | bf16 | fp16 (autocast; fp16 with loss scaling)
+    checkpoint_every: int = 500  # optimizer steps between mid-epoch checkpoints (0: epochs only)
 
 
 @dataclass(frozen=True)
@@ -52,6 +86,7 @@ class TrainProgress:
     steps: int  # steps in this epoch
     loss: float  # running mean of the training loss over this epoch's examples so far
     examples_per_s: float  # training throughput of this epoch so far
+    step_loss: float = math.nan  # this step's mean loss over its (global) batch
 
 
 @dataclass(frozen=True)
@@ -64,11 +99,12 @@ class TrainResult:
     history: list[dict[str, Any]]  # per epoch: losses, dev classification, examples_per_s
     resumed_from_epoch: int  # 0 when fresh
     staging: Path  # where the run waits when trained with merge=False
+    resumed_from_step: int = 0  # optimizer steps of that epoch already done when resumed
 
 
 @dataclass
 class _Split:
-    """One split in memory as the model reads it."""
+    """One chunk of a split in memory as the model reads it."""
 
     encoded: list[Encoded]
     labels: torch.Tensor  # (examples,) long, 1 = needs edit
@@ -76,6 +112,17 @@ class _Split:
     @property
     def lengths(self) -> list[int]:
         return [len(e.input_ids) for e in self.encoded]
+
+
+@dataclass(frozen=True)
+class _Source:
+    """Where a split streams from, and how many examples it has (after ``limit``)."""
+
+    db: Path
+    corpus: str
+    split: str
+    limit: int | None
+    examples: int
 
 
 # --- identity ------------------------------------------------------------------------------------
@@ -89,9 +136,15 @@ def spec_config(spec: TrainSpec) -> dict[str, Any]:
 
 
 def _identity(spec: TrainSpec) -> dict[str, Any]:
-    """What makes two runs the same run: everything but where the checkpoints go."""
+    """What makes two runs the same run: everything that changes the weights.
+
+    fp32 is left out, so runs trained before precision was a setting keep their ids.
+    """
     identity = spec_config(spec)
-    del identity["out"]
+    for key in NOT_IDENTITY:
+        del identity[key]
+    if spec.precision == DEFAULT_PRECISION:
+        del identity["precision"]
     return identity
 
 
@@ -113,30 +166,38 @@ def train(
 ) -> TrainResult:
     """Fine-tune ``spec.model`` on the corpus' train split, early-stopped on its dev split.
 
-    Resumes from ``<out>/last/`` when it holds a state of the same spec. Bad input raises
-    ``EditlensError`` before anything is written. With ``merge=False`` the run is left in
-    ``TrainResult.staging`` for the caller to publish (a TUI that holds the store open).
+    Resumes from ``<out>/last/`` when it holds a state of the same spec, mid-epoch included.
+    Bad input raises ``EditlensError`` before anything is written. With ``merge=False`` the run
+    is left in ``TrainResult.staging`` for the caller to publish (a TUI that holds the store
+    open). Under several processes every rank calls this; rank 0 alone writes.
     """
     import torch
 
+    from engine.device import check_precision, grad_scaler, start_processes
     from engine.models import load_model
 
     _check_spec(spec)
+    procs = start_processes(spec.device)
+    check_precision(procs.device, spec.precision)
     db = Path(db)
     run_id = run_id_for(spec)
-    texts = _read_corpus(db, spec)
+    train_source, dev_source = _sources(db, spec)
     # absolute, so the checkpoint path in the runs table works from any working directory
     out = (
         Path(spec.out) if spec.out is not None else db.parent / "checkpoints" / run_id
     ).absolute()
-    _recover(out)
+    if procs.main:
+        _recover(out)
+    procs.barrier()
     state = _load_state(out, spec)
 
     if state is not None and (state["stopped"] or state["epoch"] >= spec.epochs):
         # Trained before but maybe killed before the merge: publish again, load no model.
-        config = json.loads((out / BEST / "config.json").read_text())
-        shape = (int(config["num_hidden_layers"]), int(config["num_attention_heads"]))
-        _publish(db, out, spec, shape, state, merge)
+        if procs.main:
+            config = json.loads((out / BEST / "config.json").read_text())
+            shape = (int(config["num_hidden_layers"]), int(config["num_attention_heads"]))
+            _publish(db, out, spec, shape, state, merge)
+        procs.barrier()
         return _result(out, state, resumed_from=int(state["epoch"]))
 
     if state is None:
@@ -144,55 +205,74 @@ def train(
         loaded = load_model(spec.model, seed=spec.seed)
         loaded.model.config.id2label = {0: "unedited", 1: "needs edit"}
         loaded.model.config.label2id = {"unedited": 0, "needs edit": 1}
-        state = {
-            "identity": _identity(spec),
-            "run_id": run_id,
-            "epoch": 0,
-            "history": [],
-            "best_dev_loss": None,
-            "best_epoch": 0,
-            "bad_epochs": 0,
-            "stopped": False,
-            "started": datetime.now().isoformat(),
-        }
+        if procs.rank:  # every rank starts from the same weights, with its own dropout
+            torch.manual_seed(spec.seed + procs.rank)
+        state = _fresh_state(spec, run_id)
     else:
         loaded = load_model(str(out / LAST), seed=spec.seed)
-    resumed_from = int(state["epoch"])
-    model = loaded.model
+    resumed_from, resumed_step = int(state["epoch"]), int(state.get("step", 0))
+    state.update(device=procs.device_name, processes=procs.world)  # where it trained last
+    model = loaded.model.to(procs.device)
     pad_id = int(loaded.tokenizer.pad_token_id)
-    train_set = _encode(loaded, texts["train"], spec.max_length)
-    dev_set = _encode(loaded, texts["dev"], spec.max_length)
-    del texts
 
-    steps_per_epoch = -(-len(train_set.encoded) // spec.batch_size)
+    steps_per_epoch = -(-train_source.examples // spec.batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr)
     scheduler = _linear_schedule(optimizer, spec.warmup, spec.epochs * steps_per_epoch)
-    if resumed_from:
-        _load_training_state(out / LAST, optimizer, scheduler)
+    scaler = grad_scaler(procs.device, spec.precision)
+    if resumed_from or resumed_step:
+        _load_training_state(out / LAST, optimizer, scheduler, scaler, procs)
+    trainer = _Trainer(loaded, procs.wrap(model), optimizer, scheduler, scaler, spec, procs, pad_id)
+
+    def checkpoint() -> None:
+        rng = _rng_states(procs)  # every rank takes part; rank 0 writes
+        if procs.main:
+            _atomic_dir(out / LAST, lambda tmp: trainer.save_last(state, rng, tmp))
 
     epoch = resumed_from
     while epoch < spec.epochs and not state["stopped"]:
         epoch += 1
-        row = _train_epoch(model, train_set, optimizer, scheduler, spec, epoch, pad_id, on_progress)
-        dev_loss, dev = _evaluate(model, dev_set, spec, pad_id)
+        row = trainer.train_epoch(train_source, epoch, state, checkpoint, on_progress)
+        dev_loss, dev = trainer.evaluate(dev_source)
         row.update(dev_loss=dev_loss, **{f"dev_{k}": v for k, v in dev.items()})
         state["history"].append(row)
-        state["epoch"] = epoch
+        state.update(epoch=epoch, step=0, loss_sum=0.0, seen=0)
         best = state["best_dev_loss"]
         if best is None or dev_loss < best:
             state.update(best_dev_loss=dev_loss, best_epoch=epoch, bad_epochs=0)
             meta = _meta(spec, run_id, epoch, dev_loss, dev)
-            _atomic_dir(out / BEST, lambda tmp, m=meta: _save_model(loaded, tmp, m))
+            if procs.main:
+                _atomic_dir(out / BEST, lambda tmp, m=meta: _save_model(loaded, tmp, m))
         else:
             state["bad_epochs"] += 1
         state["stopped"] = state["bad_epochs"] >= max(spec.patience, 1)
-        _atomic_dir(out / LAST, lambda tmp: _save_last(loaded, optimizer, scheduler, state, tmp))
+        checkpoint()
 
-    _publish(db, out, spec, (loaded.layers, loaded.heads), state, merge)
-    return _result(out, state, resumed_from)
+    if procs.main:
+        _publish(db, out, spec, (loaded.layers, loaded.heads), state, merge)
+    procs.barrier()
+    return _result(out, state, resumed_from, resumed_step)
 
 
-def _result(out: Path, state: dict[str, Any], resumed_from: int) -> TrainResult:
+def _fresh_state(spec: TrainSpec, run_id: str) -> dict[str, Any]:
+    return {
+        "identity": _identity(spec),
+        "run_id": run_id,
+        "epoch": 0,  # epochs finished
+        "step": 0,  # optimizer steps done in the epoch after them
+        "loss_sum": 0.0,  # that epoch's summed training loss and examples so far
+        "seen": 0,
+        "history": [],
+        "best_dev_loss": None,
+        "best_epoch": 0,
+        "bad_epochs": 0,
+        "stopped": False,
+        "started": datetime.now().isoformat(),
+    }
+
+
+def _result(
+    out: Path, state: dict[str, Any], resumed_from: int, resumed_step: int = 0
+) -> TrainResult:
     return TrainResult(
         run_id=state["run_id"],
         checkpoint=out / BEST,
@@ -200,6 +280,7 @@ def _result(out: Path, state: dict[str, Any], resumed_from: int) -> TrainResult:
         history=list(state["history"]),
         resumed_from_epoch=resumed_from,
         staging=out / STAGING,
+        resumed_from_step=resumed_step,
     )
 
 
@@ -212,16 +293,24 @@ def _check_spec(spec: TrainSpec) -> None:
         (spec.patience < 0, f"patience must be 0 or more (got {spec.patience})"),
         (not 0 <= spec.warmup < 1, f"warm-up is a share of steps in [0, 1) (got {spec.warmup})"),
         (spec.limit is not None and spec.limit < 1, f"limit must be positive (got {spec.limit})"),
+        (
+            spec.checkpoint_every < 0,
+            f"checkpoint-every counts steps, 0 or more (got {spec.checkpoint_every})",
+        ),
     ]
     for bad, message in problems:
         if bad:
             raise EditlensError(message)
 
 
-def _read_corpus(db: Path, spec: TrainSpec) -> dict[str, dict[str, list[Any]]]:
-    """Train and dev columns in memory (id order), after the checks that need the data."""
+def _sources(db: Path, spec: TrainSpec) -> tuple[_Source, _Source]:
+    """The train and dev splits as streams, after the checks that need the data.
+
+    Reads the train labels once (one record batch at a time) to refuse a one-class split.
+    """
     from engine.store import Store
 
+    counts = [0, 0]  # unedited, needs edit
     with Store(db, read_only=True) as store:
         if not store.has_corpus(spec.corpus):
             names = ", ".join(c.name for c in store.corpora()) or "none"
@@ -229,37 +318,74 @@ def _read_corpus(db: Path, spec: TrainSpec) -> dict[str, dict[str, list[Any]]]:
                 f"corpus {spec.corpus!r} is not in {db} (corpora: {names}); "
                 "ingest it first or check the name"
             )
-        splits = {
-            split: _columns(store.example_batches(spec.corpus, splits=[split], limit=spec.limit))
-            for split in ("train", "dev")
-        }
-    labels = splits["train"]["label"]
-    if not labels:
+        for batch in store.example_batches(spec.corpus, splits=["train"], limit=spec.limit):
+            needs_edit = sum(batch.column("label").to_pylist())
+            counts[1] += needs_edit
+            counts[0] += batch.num_rows - needs_edit
+        dev = store.count_examples(spec.corpus, ["dev"])
+    if not sum(counts):
         raise EditlensError(f"corpus {spec.corpus} has no train examples")
-    if all(labels):
+    if not counts[0]:
         raise EditlensError(
             f"corpus {spec.corpus}: the train split has only 'needs edit' examples; "
             "add unedited sentences, e.g. ingest --pairs"
         )
-    if not any(labels):
+    if not counts[1]:
         raise EditlensError(
             f"corpus {spec.corpus}: the train split has only unedited examples; "
             "add sentences that need an edit"
         )
-    if not splits["dev"]["label"]:
+    if not dev:
         raise EditlensError(
             f"corpus {spec.corpus} has no dev examples; early stopping needs them "
             "(ingest without --split assigns 10 % of ids to dev)"
         )
-    return splits
+    dev = dev if spec.limit is None else min(dev, spec.limit)
+    return (
+        _Source(db, spec.corpus, "train", spec.limit, sum(counts)),
+        _Source(db, spec.corpus, "dev", spec.limit, dev),
+    )
 
 
-def _columns(batches: Any) -> dict[str, list[Any]]:
-    columns: dict[str, list[Any]] = {"text": [], "starts": [], "ends": [], "label": []}
-    for batch in batches:
-        for name, values in columns.items():
-            values.extend(batch.column(name).to_pylist())
-    return columns
+def _chunks(source: _Source, rows: int) -> Iterator[dict[str, list[Any]]]:
+    """The split in id order, ``rows`` examples at a time (the last chunk may be shorter)."""
+    import pyarrow as pa
+
+    from engine.store import Store
+
+    pending: pa.Table | None = None
+    with Store(source.db, read_only=True) as store:
+        batches = store.example_batches(
+            source.corpus, splits=[source.split], limit=source.limit, batch_rows=rows
+        )
+        for batch in batches:
+            table = pa.Table.from_batches([batch])
+            if pending is not None:
+                table = pa.concat_tables([pending, table])
+            while table.num_rows >= rows:
+                yield _columns(table.slice(0, rows))
+                table = table.slice(rows)
+            pending = table
+    if pending is not None and pending.num_rows:
+        yield _columns(pending)
+
+
+def _columns(table: pa.Table) -> dict[str, list[Any]]:
+    return {name: table.column(name).to_pylist() for name in ("text", "starts", "ends", "label")}
+
+
+def _chunk_rows(batch_size: int) -> int:
+    """Examples per chunk: a whole number of batches, so an epoch has ceil(n / batch) steps."""
+    return batch_size * -(-CHUNK_EXAMPLES // batch_size)
+
+
+def _chunk_rng(seed: int, epoch: int, chunk: int) -> random.Random:
+    """The shuffle of one chunk in one epoch, independent of the others (a resume skips them).
+
+    Chunk 0 gets the generator the whole split had before chunking, so a corpus of one chunk
+    trains exactly as it did.
+    """
+    return random.Random(seed + epoch + (chunk << 32))
 
 
 def _encode(loaded: LoadedModel, columns: dict[str, list[Any]], max_length: int) -> _Split:
@@ -267,16 +393,9 @@ def _encode(loaded: LoadedModel, columns: dict[str, list[Any]], max_length: int)
 
     from engine.align import encode
 
-    encoded: list[Encoded] = []
-    for i in range(0, len(columns["text"]), ENCODE_CHUNK):
-        part = slice(i, i + ENCODE_CHUNK)
-        encoded += encode(
-            loaded.tokenizer,
-            columns["text"][part],
-            columns["starts"][part],
-            columns["ends"][part],
-            max_length,
-        )
+    encoded = encode(
+        loaded.tokenizer, columns["text"], columns["starts"], columns["ends"], max_length
+    )
     return _Split(encoded, torch.tensor(columns["label"], dtype=torch.long))
 
 
@@ -296,78 +415,210 @@ def _linear_schedule(
     return LambdaLR(optimizer, factor)
 
 
-def _train_epoch(
-    model: Any,
-    data: _Split,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-    spec: TrainSpec,
-    epoch: int,
-    pad_id: int,
-    on_progress: Callable[[TrainProgress], None] | None,
-) -> dict[str, Any]:
-    """One pass over the train split in shuffled length buckets; timing covers only the steps."""
-    import torch
-    import torch.nn.functional as F
+class _Trainer:
+    """The model being trained, its optimizer, and this process's place in the job."""
 
-    from engine.batching import bucketed, collate
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        model: Any,  # loaded.model, or its DistributedDataParallel wrapper
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LambdaLR,
+        scaler: torch.amp.GradScaler,
+        spec: TrainSpec,
+        procs: Processes,
+        pad_id: int,
+    ) -> None:
+        self.loaded, self.model, self.spec, self.procs = loaded, model, spec, procs
+        self.optimizer, self.scheduler, self.scaler = optimizer, scheduler, scaler
+        self.pad_id = pad_id
+        self.pad_to = spec.max_length if spec.pad_to_max else None
 
-    model.train()
-    batches = bucketed(data.lengths, spec.batch_size, rng=random.Random(spec.seed + epoch))
-    pad_to = spec.max_length if spec.pad_to_max else None
-    loss_sum, seen, started = 0.0, 0, time.perf_counter()
-    for step, rows in enumerate(batches, 1):
-        batch = collate(data.encoded, rows, pad_id, pad_to=pad_to)
-        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        # logits: (batch, 2)
-        loss = F.cross_entropy(logits, data.labels[rows])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP_NORM)
-        optimizer.step()
-        scheduler.step()
-        if not math.isfinite(loss.item()):
-            raise EditlensError(
-                f"training diverged in epoch {epoch} (loss {loss.item()}); lower the learning rate"
-            )
-        loss_sum += loss.item() * len(rows)
-        seen += len(rows)
-        if on_progress is not None:
-            elapsed = time.perf_counter() - started
-            on_progress(
-                TrainProgress(
-                    epoch, spec.epochs, step, len(batches), loss_sum / seen, seen / elapsed
+    def train_epoch(
+        self,
+        source: _Source,
+        epoch: int,
+        state: dict[str, Any],
+        checkpoint: Callable[[], None],
+        on_progress: Callable[[TrainProgress], None] | None,
+    ) -> dict[str, Any]:
+        """One pass over the train split from ``state["step"]``; timing covers only the steps."""
+        spec = self.spec
+        self.model.train()
+        steps = -(-source.examples // spec.batch_size)
+        loss_sum, seen = float(state.get("loss_sum", 0.0)), int(state.get("seen", 0))
+        timed, started = 0, time.perf_counter()
+        for step, data, rows in self._batches(source, epoch, int(state.get("step", 0))):
+            step_loss = self._step(data, rows)
+            if not math.isfinite(step_loss):
+                raise EditlensError(
+                    f"training diverged in epoch {epoch} (loss {step_loss}); lower the learning rate"
                 )
-            )
-    seconds = time.perf_counter() - started
+            loss_sum += step_loss * len(rows)
+            seen += len(rows)
+            timed += len(rows)
+            if spec.checkpoint_every and step % spec.checkpoint_every == 0 and step < steps:
+                state.update(step=step, loss_sum=loss_sum, seen=seen)
+                checkpoint()
+            if on_progress is not None and self.procs.main:
+                rate = timed / (time.perf_counter() - started)
+                on_progress(
+                    TrainProgress(epoch, spec.epochs, step, steps, loss_sum / seen, rate, step_loss)
+                )
+        seconds = time.perf_counter() - started
+        return {
+            "epoch": epoch,
+            "train_loss": loss_sum / seen,
+            "examples_per_s": timed / seconds if timed else 0.0,
+            "seconds": seconds,
+        }
+
+    def _batches(
+        self, source: _Source, epoch: int, start_step: int
+    ) -> Iterator[tuple[int, _Split, list[int]]]:
+        """(step, chunk, rows) of an epoch from ``start_step`` on; skipped chunks are not encoded."""
+        from engine.batching import bucketed
+
+        size, step = self.spec.batch_size, 0
+        for chunk, columns in enumerate(_chunks(source, _chunk_rows(size))):
+            chunk_steps = -(-len(columns["label"]) // size)
+            if step + chunk_steps <= start_step:
+                step += chunk_steps
+                continue
+            data = _encode(self.loaded, columns, self.spec.max_length)
+            for rows in bucketed(data.lengths, size, rng=_chunk_rng(self.spec.seed, epoch, chunk)):
+                step += 1
+                if step > start_step:
+                    yield step, data, rows
+
+    def _step(self, data: _Split, rows: list[int]) -> float:
+        """One optimizer step on a global batch; returns its mean loss over every process."""
+        import torch
+        import torch.nn.functional as F
+
+        from engine.batching import collate
+        from engine.device import autocast
+
+        device, procs = self.procs.device, self.procs
+        mine = rows[procs.rank :: procs.world]
+        # DDP averages gradients over ranks, so each rank's summed loss is scaled to make the
+        # result the mean over the global batch; a rank left without rows still joins the sync.
+        weight = procs.world / len(rows) if mine else 0.0
+        mine = mine or rows[:1]
+        batch = collate(data.encoded, mine, self.pad_id, pad_to=self.pad_to)
+        with autocast(device, self.spec.precision):
+            logits = self.model(
+                input_ids=batch.input_ids.to(device),
+                attention_mask=batch.attention_mask.to(device),
+            ).logits  # (rows, 2)
+        summed = F.cross_entropy(logits.float(), data.labels[mine].to(device), reduction="sum")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(summed * weight).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), CLIP_NORM)
+        scale = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scaler.get_scale() >= scale:  # fp16 skips a step with overflowing gradients
+            self.scheduler.step()
+        total = summed.item() if weight else 0.0
+        return procs.sum([total])[0] / len(rows)
+
+    def evaluate(self, source: _Source) -> tuple[float, dict]:
+        """Mean dev loss and dev classification, without gradients or dropout.
+
+        Each rank takes every ``world``-th batch; the sums meet on every rank, so all agree.
+        """
+        import torch
+        import torch.nn.functional as F
+
+        from engine.batching import bucketed, collate
+        from engine.device import autocast
+
+        model, device, procs = self.loaded.model, self.procs.device, self.procs
+        model.eval()
+        loss_sum, counts = 0.0, [0, 0, 0, 0]  # true/false positives, false/true negatives
+        with torch.inference_mode():
+            for columns in _chunks(source, _chunk_rows(self.spec.batch_size)):
+                data = _encode(self.loaded, columns, self.spec.max_length)
+                batches = bucketed(data.lengths, self.spec.batch_size * 2)
+                for rows in batches[procs.rank :: procs.world]:
+                    batch = collate(data.encoded, rows, self.pad_id, pad_to=self.pad_to)
+                    with autocast(device, self.spec.precision):
+                        logits = model(
+                            input_ids=batch.input_ids.to(device),
+                            attention_mask=batch.attention_mask.to(device),
+                        ).logits.float()  # (rows, 2)
+                    labels = data.labels[rows]
+                    loss_sum += F.cross_entropy(logits, labels.to(device), reduction="sum").item()
+                    gold, pred = labels == 1, logits.argmax(dim=-1).cpu() == 1
+                    for i, cell in enumerate((gold & pred, ~gold & pred, gold & ~pred)):
+                        counts[i] += int(cell.sum())
+                    counts[3] += int((~gold & ~pred).sum())
+        loss_sum, *totals = procs.sum([loss_sum, *counts])
+        return loss_sum / source.examples, asdict(_classification([round(t) for t in totals]))
+
+    def save_last(
+        self, state: dict[str, Any], rng: dict[str, torch.Tensor], directory: Path
+    ) -> None:
+        """Everything a resumed run needs, as safetensors and JSON (never pickles); state last."""
+        from safetensors.torch import save_file
+
+        spec = state["identity"]
+        meta = {
+            "model": model_label(spec["model"]),
+            "corpus": spec["corpus"],
+            "epoch": state["epoch"],
+        }
+        _save_model(self.loaded, directory, meta)
+        tensors, rest = _flatten_optimizer(self.optimizer.state_dict())
+        save_file(tensors, str(directory / OPTIMIZER_TENSORS))
+        (directory / OPTIMIZER_JSON).write_text(json.dumps(rest))
+        (directory / SCHEDULER_JSON).write_text(json.dumps(self.scheduler.state_dict()))
+        (directory / SCALER_JSON).write_text(json.dumps(self.scaler.state_dict()))
+        save_file(rng, str(directory / RNG_TENSORS))
+        (directory / STATE_FILE).write_text(json.dumps(state, indent=1))
+
+
+def _classification(counts: Sequence[int]) -> Any:
+    """Classification figures from (tp, fp, fn, tn), through the one tested scorer."""
+    import numpy as np
+
+    from engine.metrics import classification
+
+    gold = np.repeat([True, False, True, False], counts)
+    pred = np.repeat([True, True, False, False], counts)
+    return classification(gold, pred)
+
+
+def _rng_states(procs: Processes) -> dict[str, torch.Tensor]:
+    """Every rank's generator states (dropout), as ``torch.<rank>`` and ``cuda.<rank>``."""
+    import torch
+
+    states = {"torch": torch.get_rng_state()}
+    if procs.device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(procs.device)
     return {
-        "epoch": epoch,
-        "train_loss": loss_sum / seen,
-        "examples_per_s": seen / seconds,
-        "seconds": seconds,
+        f"{name}.{rank}": row.cpu().contiguous()
+        for name, state in states.items()
+        for rank, row in enumerate(procs.gather(state))
     }
 
 
-def _evaluate(model: Any, data: _Split, spec: TrainSpec, pad_id: int) -> tuple[float, dict]:
-    """Mean dev loss and dev classification figures, without gradients or dropout."""
+def _restore_rng(states: dict[str, torch.Tensor], procs: Processes) -> None:
+    """This rank's generators as saved (rank 0's when the job had fewer ranks; ``torch``: older
+    checkpoints)."""
     import torch
-    import torch.nn.functional as F
 
-    from engine.batching import bucketed, collate
-    from engine.metrics import classification
-
-    model.eval()
-    loss_sum = 0.0
-    preds = torch.zeros_like(data.labels)  # (examples,)
-    pad_to = spec.max_length if spec.pad_to_max else None
-    with torch.inference_mode():
-        for rows in bucketed(data.lengths, spec.batch_size * 2):
-            batch = collate(data.encoded, rows, pad_id, pad_to=pad_to)
-            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            loss_sum += F.cross_entropy(logits, data.labels[rows], reduction="sum").item()
-            preds[rows] = logits.argmax(dim=-1)
-    figures = classification(data.labels.numpy() == 1, preds.numpy() == 1)
-    return loss_sum / len(data.encoded), asdict(figures)
+    for name in ("torch", "cuda"):
+        keys = (f"{name}.{procs.rank}", f"{name}.0", name)
+        state = next((states[key] for key in keys if key in states), None)
+        if state is None:
+            continue
+        if name == "torch":
+            torch.set_rng_state(state)
+        elif procs.device.type == "cuda":
+            torch.cuda.set_rng_state(state, procs.device)
 
 
 # --- state on disk -------------------------------------------------------------------------------
@@ -393,28 +644,6 @@ def _save_model(loaded: LoadedModel, directory: Path, meta: dict) -> None:
     save_checkpoint(loaded, directory, meta)
 
 
-def _save_last(
-    loaded: LoadedModel,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-    state: dict[str, Any],
-    directory: Path,
-) -> None:
-    """Everything a resumed run needs, as safetensors and JSON (never pickles); state.json last."""
-    import torch
-    from safetensors.torch import save_file
-
-    spec = state["identity"]
-    meta = {"model": model_label(spec["model"]), "corpus": spec["corpus"], "epoch": state["epoch"]}
-    _save_model(loaded, directory, meta)
-    tensors, rest = _flatten_optimizer(optimizer.state_dict())
-    save_file(tensors, str(directory / OPTIMIZER_TENSORS))
-    (directory / OPTIMIZER_JSON).write_text(json.dumps(rest))
-    (directory / SCHEDULER_JSON).write_text(json.dumps(scheduler.state_dict()))
-    save_file({"torch": torch.get_rng_state()}, str(directory / RNG_TENSORS))
-    (directory / STATE_FILE).write_text(json.dumps(state, indent=1))
-
-
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors as ``state.<param>.<key>`` for safetensors; groups and plain values as JSON."""
     import torch
@@ -424,7 +653,7 @@ def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict[
     for param, values in state_dict["state"].items():
         for key, value in values.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"state.{param}.{key}"] = value.detach().contiguous()
+                tensors[f"state.{param}.{key}"] = value.detach().cpu().contiguous()
             else:
                 plain.setdefault(str(param), {})[key] = value
     return tensors, {"param_groups": state_dict["param_groups"], "plain": plain}
@@ -434,8 +663,9 @@ def _load_training_state(
     directory: Path,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR,
+    scaler: torch.amp.GradScaler,
+    procs: Processes,
 ) -> None:
-    import torch
     from safetensors.torch import load_file
 
     rest = json.loads((directory / OPTIMIZER_JSON).read_text())
@@ -445,9 +675,13 @@ def _load_training_state(
     for name, tensor in load_file(str(directory / OPTIMIZER_TENSORS)).items():
         _, param, key = name.split(".", 2)
         state.setdefault(int(param), {})[key] = tensor
+    # load_state_dict moves every moment onto its parameter's device
     optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
     scheduler.load_state_dict(json.loads((directory / SCHEDULER_JSON).read_text()))
-    torch.set_rng_state(load_file(str(directory / RNG_TENSORS))["torch"])
+    scaling = json.loads((directory / SCALER_JSON).read_text())  # {} when fp32 or bf16
+    if scaling and scaler.is_enabled():
+        scaler.load_state_dict(scaling)
+    _restore_rng(load_file(str(directory / RNG_TENSORS)), procs)
 
 
 _LAST_FILES = (
@@ -455,6 +689,7 @@ _LAST_FILES = (
     OPTIMIZER_TENSORS,
     OPTIMIZER_JSON,
     SCHEDULER_JSON,
+    SCALER_JSON,
     RNG_TENSORS,
     STATE_FILE,
 )
@@ -530,7 +765,11 @@ def _publish(
         split="train",
         layers=shape[0],
         heads=shape[1],
-        config=spec_config(spec),
+        config={
+            **spec_config(spec),
+            "device": state.get("device", spec.device),
+            "processes": state.get("processes", 1),
+        },
         # accuracy/f1/... at the top too: the runs overview reads them from there
         metrics={
             "best_epoch": state["best_epoch"],
