@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ from engine.pipeline import Reporter
 if TYPE_CHECKING:
     from engine.evaluate import EvalProgress, EvalResult
     from engine.train import TrainResult
+
+STDERR_TAIL = 20  # lines of the child's stderr kept: the last one is the error it reports
 
 
 @dataclass(frozen=True)
@@ -89,16 +93,26 @@ class Job:
         self._cancelled = False
 
     def events(self) -> Iterator[JobEvent]:
-        """Blocking: yields events until the job ends (call from a worker thread)."""
-        assert self._process.stdout is not None and self._process.stderr is not None
-        for line in self._process.stdout:
+        """Blocking: yields events until the job ends (call from a worker thread).
+
+        stderr is drained by a thread of its own while stdout is read: a child that fills the
+        stderr pipe would otherwise block, never close stdout, and hang the caller.
+        """
+        stdout, stderr = self._process.stdout, self._process.stderr
+        if stdout is None or stderr is None:
+            raise RuntimeError("a Job's process is always started with pipes")
+        tail: deque[str] = deque(maxlen=STDERR_TAIL)
+        drain = threading.Thread(target=tail.extend, args=(stderr,), daemon=True)
+        drain.start()
+        for line in stdout:
             yield parse_event(line)
-        errors = self._process.stderr.read().strip()
         code = self._process.wait()
+        drain.join()
+        lines = [line.strip() for line in tail if line.strip()]
         if self._cancelled:
             yield JobEvent("error", message="cancelled: nothing was published; rerun to resume")
         elif code != 0:
-            last = errors.splitlines()[-1] if errors else f"the job exited with status {code}"
+            last = lines[-1] if lines else f"the job exited with status {code}"
             yield JobEvent("error", message=last.removeprefix("error: "))
 
     def cancel(self) -> None:

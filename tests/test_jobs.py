@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from pathlib import Path
 
+import duckdb  # the test reads a staging file directly, to see what a cancelled job left
 import pytest
 from store_snapshot import snapshot
 
-from engine.ingest import ingest
+from engine.evaluate import staging_dir
 from engine.jobs import Job, JobEvent, JobSpec, event_line, parse_event
 from engine.store import Store, publish_run
 
@@ -19,22 +22,54 @@ AESW = """<?xml version="1.0" encoding="UTF-8"?>
 <sentence sid="1.3">We use <ins>the </ins>method of _CITE_.</sentence>
 </p></text></xml>
 """
+# More examples than one staged chunk (512), so a job can be cancelled between two chunks.
+MANY = 1100
+SHORT = "".join(
+    f'<sentence sid="{i}.1">Result {i} holds<del>,</del> as shown.</sentence>' for i in range(MANY)
+)
+MANY_XML = f"<xml>{SHORT}</xml>"
+QUICK = JobSpec(model="minilm", corpus="many", methods=("attention", "random"), layers=(6,))
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    corpus_file = tmp_path / "tiny.xml"
-    corpus_file.write_text(AESW, encoding="utf-8")
-    path = tmp_path / "editlens.duckdb"
-    with Store(path) as store:
-        ingest(store, corpus_file, corpus="tiny", split="test")
-    return path
+def db(tmp_path: Path, store_with) -> Path:
+    return store_with(tmp_path, AESW, "tiny", split="test")
 
 
 def test_event_lines_round_trip() -> None:
     event = parse_event(event_line("progress", done=3, total=7))
     assert (event.kind, event.done, event.total) == ("progress", 3, 7)
     assert parse_event("not json\n").kind == "log"
+
+
+def events_within(job: Job, seconds: float) -> list[JobEvent]:
+    """The job's events, failing (instead of hanging the suite) if they do not end in time."""
+    events: list[JobEvent] = []
+    reader = threading.Thread(target=lambda: events.extend(job.events()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    if reader.is_alive():
+        job.cancel()
+        pytest.fail(f"the job's events did not end within {seconds} s")
+    return events
+
+
+def test_a_job_that_floods_stderr_still_ends_with_its_last_line_as_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 kB on stderr is more than a pipe holds: read after stdout, the job never ended."""
+    child = (
+        "import sys\n"
+        "sys.stderr.write('noise\\n' * 40_000)\n"
+        'print(\'{"event": "progress", "done": 1, "total": 2}\', flush=True)\n'
+        "sys.exit('error: the disk is full')\n"
+    )
+    monkeypatch.setattr(JobSpec, "command", lambda self, db: [sys.executable, "-c", child])
+    events = events_within(Job(JobSpec(model="minilm", corpus="tiny"), tmp_path / "x"), 60)
+    assert events == [
+        JobEvent("progress", done=1, total=2),
+        JobEvent("error", message="the disk is full"),
+    ]
 
 
 @pytest.mark.slow
@@ -62,11 +97,39 @@ def test_a_failing_job_says_why_in_one_line(db: Path) -> None:
     assert job.returncode() != 0
 
 
+def finished_run(db: Path) -> dict[str, list]:
+    """A job run to the end and published: the main store's content, minus wall-clock times."""
+    events = list(Job(QUICK, db).events())
+    staged = events[-1]
+    assert staged.kind == "staged", events
+    publish_run(db, Path(staged.staging), staged.run)
+    content = snapshot(db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        content["runs"] = con.execute("SELECT id, config, metrics FROM runs").fetchall()
+    return content
+
+
 @pytest.mark.slow
-def test_a_cancelled_job_leaves_the_store_as_it_was(db: Path) -> None:
-    before = snapshot(db)
-    job = Job(JobSpec(model="minilm", corpus="tiny"), db)
-    job.cancel()
-    events = list(job.events())
-    assert events[-1].kind == "error" and events[-1].message.startswith("cancelled")
-    assert snapshot(db) == before
+def test_a_job_cancelled_between_chunks_resumes_to_the_uninterrupted_result(
+    tmp_path: Path, store_with
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    interrupted = store_with(tmp_path / "a", MANY_XML, "many", split="test")
+    before = snapshot(interrupted)
+    job = Job(QUICK, interrupted)
+    for event in job.events():
+        if event.kind == "progress" and 0 < event.done < event.total:
+            job.cancel()  # the first chunk is staged; the next ones are not
+        elif event.kind != "progress":
+            assert event.message.startswith("cancelled"), event
+    assert snapshot(interrupted) == before  # nothing published
+    (staging,) = staging_dir(interrupted).glob("*.duckdb")
+    with duckdb.connect(str(staging), read_only=True) as con:
+        (kept,) = con.execute("SELECT count(*) FROM predictions").fetchone()
+    assert 0 < kept < MANY  # a partial run waits to be resumed
+
+    resumed = finished_run(interrupted)
+    uninterrupted = finished_run(store_with(tmp_path / "b", MANY_XML, "many", split="test"))
+    assert resumed == uninterrupted
+    assert len(resumed["predictions"]) == MANY

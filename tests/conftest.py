@@ -1,0 +1,92 @@
+"""What several test files share: running the real ``editlens`` executable, reading its one-line
+errors, and small stores built by the real ingest code."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from engine.ingest import ingest
+from engine.store import Store
+
+EDITLENS = shutil.which("editlens") or str(Path(sys.executable).parent / "editlens")
+
+Run = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def editlens() -> Run:
+    """``editlens(*args, cwd=..., env=..., timeout=...)``: the installed command in a subprocess,
+    wide and colourless, with ``EDITLENS_DB`` unset unless ``env`` sets it."""
+
+    def run(
+        *args: str | Path,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess[str]:
+        environment = {k: v for k, v in os.environ.items() if k != "EDITLENS_DB"}
+        environment |= {"COLUMNS": "200", "NO_COLOR": "1"} | (env or {})
+        return subprocess.run(
+            [EDITLENS, *map(str, args)],
+            cwd=cwd,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+def succeeded(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def one_line_error(result: subprocess.CompletedProcess[str], *words: str, code: int = 1) -> str:
+    """The error line, after checking the contract: exit ``code``, nothing on stdout, exactly
+    one line on stderr, no traceback, and every one of ``words`` in that line."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == code, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr
+    assert result.stdout == ""
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+@pytest.fixture(name="succeeded")
+def succeeded_fixture() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Asserts a command exited 0 (its stderr as the message) and hands the result back."""
+    return succeeded
+
+
+@pytest.fixture(name="one_line_error")
+def one_line_error_fixture() -> Callable[..., str]:
+    """Asserts the one-line error contract (see ``one_line_error``) and returns the line."""
+    return one_line_error
+
+
+def store_with(folder: Path, xml: str, corpus: str, split: str | None = None) -> Path:
+    """``folder/store.duckdb`` holding ``xml`` (AESW format) as ``corpus``, by the real ingest."""
+    source = folder / f"{corpus}.xml"
+    source.write_text(xml, encoding="utf-8")
+    db = folder / "store.duckdb"
+    with Store(db) as store:
+        ingest(store, source, corpus=corpus, split=split)
+    return db
+
+
+@pytest.fixture(name="store_with")
+def store_with_fixture() -> Callable[..., Path]:
+    """``store_with(folder, xml, corpus, split=None)``: a store made by the real ingest code."""
+    return store_with
