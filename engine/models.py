@@ -22,6 +22,15 @@ REGISTRY = {
     RANDOM_MODEL: "the same shape and tokenizer with random weights: the no-pre-training baseline",
 }
 CHECKPOINT_META = "editlens.json"
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+_HEAD_PREFIXES = ("classifier.", "score.", "cls.", "lm_head.", "pooler.")
+_VOCABULARY_PADDING = 128
 _PICKLE_WEIGHTS = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
@@ -56,7 +65,7 @@ def bundled_minilm() -> Path:
 def load_model(name: str, *, seed: int = 0) -> LoadedModel:
     """Load ``name`` offline, eager attention (so attention weights exist), placeholders as tokens."""
     import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging
 
     logging.set_verbosity_error()
@@ -64,30 +73,53 @@ def load_model(name: str, *, seed: int = 0) -> LoadedModel:
     source = _resolve(name)
     options: dict[str, Any] = {"attn_implementation": "eager", "num_labels": 2}
     torch.manual_seed(seed)  # a new classifier head (and minilm-random) starts the same every time
+    from safetensors import SafetensorError
+
+    tokenizer = load_tokenizer(name)
+    if Path(source).is_dir():
+        for weights in sorted(Path(source).glob("*.safetensors")):
+            check_safetensors(weights)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
         if name == RANDOM_MODEL:
             config = AutoConfig.from_pretrained(source, local_files_only=True, **options)
             model = AutoModelForSequenceClassification.from_config(
                 config, attn_implementation="eager"
             )
         else:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source, local_files_only=True, use_safetensors=True, **options
+            model, loading = AutoModelForSequenceClassification.from_pretrained(
+                source,
+                local_files_only=True,
+                use_safetensors=True,
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,  # then refused below unless it is the head
+                **options,
             )
+            _check_agreement(name, loading)
+    except (OSError, ValueError, SafetensorError) as error:
+        raise EditlensError(f"model {name!r} cannot be loaded ({_first_line(error)})") from None
+    _check_vocabulary(name, len(tokenizer), model.get_input_embeddings().num_embeddings)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:  # the placeholders
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    meta_file = Path(source) / CHECKPOINT_META
+    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    return LoadedModel(name=name, source=source, model=model, tokenizer=tokenizer, meta=meta)
+
+
+def load_tokenizer(name: str) -> PreTrainedTokenizerFast:
+    """The fast tokenizer of ``name`` with the placeholders added as tokens; no weights loaded."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(_resolve(name), local_files_only=True)
     except (OSError, ValueError) as error:
         raise EditlensError(f"model {name!r} cannot be loaded ({_first_line(error)})") from None
     if not tokenizer.is_fast:
         raise EditlensError(
             f"model {name!r}: needs a fast tokenizer (tokenizer.json) for word offsets"
         )
-    added = tokenizer.add_special_tokens({"additional_special_tokens": list(PLACEHOLDERS)})
-    if added:
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    meta_file = Path(source) / CHECKPOINT_META
-    meta = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-    return LoadedModel(name=name, source=source, model=model, tokenizer=tokenizer, meta=meta)
+    tokenizer.add_special_tokens({"additional_special_tokens": list(PLACEHOLDERS)})
+    return tokenizer
 
 
 def model_label(name: str) -> str:
@@ -126,6 +158,11 @@ def _resolve(name: str) -> str:
             raise EditlensError(
                 f"{path}: no config.json; point at a saved model or checkpoint directory"
             )
+        if not files & set(TOKENIZER_FILES):  # else transformers makes a 5-token tokenizer
+            raise EditlensError(
+                f"{path}: no tokenizer files ({' or '.join(TOKENIZER_FILES[:2])}); copy the "
+                "tokenizer these weights were trained with into the folder"
+            )
         if not any(
             f.endswith(".safetensors") or f.endswith(".safetensors.index.json") for f in files
         ):
@@ -143,6 +180,82 @@ def _resolve(name: str) -> str:
             f"{name}: not a model directory; use {', '.join(REGISTRY)} or a directory"
         )
     return name  # a Hugging Face hub name, loaded from the local cache only
+
+
+def check_safetensors(path: Path) -> None:
+    """Refuse, in one line, a weights file whose header is unreadable or whose tensors run past
+    its end (a copy cut short): read from the header alone, without loading a tensor."""
+    size = path.stat().st_size
+    problem = None
+    with path.open("rb") as file:
+        length = int.from_bytes(file.read(8), "little")
+        if size < 8 or length > size - 8:
+            problem = "is not a safetensors file or is cut short (its header runs past the end)"
+        else:
+            try:
+                header = json.loads(file.read(length))
+                ends = [
+                    entry["data_offsets"][1]
+                    for key, entry in header.items()
+                    if key != "__metadata__"
+                ]
+            except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+                problem = "has an unreadable safetensors header"
+            else:
+                if max(ends, default=0) > size - 8 - length:
+                    problem = f"is cut short ({size:,} bytes, its tensors need more)"
+    if problem:
+        raise EditlensError(f"{path}: {problem}; copy the weights again or retrain")
+
+
+def _check_agreement(name: str, loading: dict[str, Any]) -> None:
+    """config.json describes the weights: beyond the classification head (new, or replaced when
+    its label count differs) and a pre-training head, every tensor is there, known, and of the
+    size the config says. Otherwise layers would start random without a word."""
+    missing = sorted(k for k in loading["missing_keys"] if not _is_head(k))
+    unexpected = sorted(k for k in loading["unexpected_keys"] if not _is_head(k))
+    mismatched = sorted(m for m in loading["mismatched_keys"] if not _is_head(m[0]))
+    if not (missing or unexpected or mismatched):
+        return
+    if missing or unexpected:
+        layers = _layer_numbers(missing) or _layer_numbers(unexpected)
+        if layers and not (missing and unexpected):
+            side = "lack" if missing else "hold unused"
+            what = f"the weights {side} layer(s) {', '.join(map(str, layers))}"
+        else:
+            count, example = (len(missing), missing[0]) if missing else (len(unexpected), "")
+            what = (
+                f"the weights lack {count} tensors it describes (e.g. {example})"
+                if missing
+                else f"the weights hold {len(unexpected)} tensors it does not describe "
+                f"(e.g. {unexpected[0]})"
+            )
+    else:
+        key, stored, wanted = mismatched[0]
+        what = f"{key} is {tuple(stored)} in the weights but {tuple(wanted)} in config.json"
+    raise EditlensError(
+        f"model {name!r}: config.json and the weights disagree ({what}); "
+        "use the config.json saved with these weights"
+    )
+
+
+def _is_head(key: str) -> bool:
+    """Classification and pre-training heads, which a sequence classifier replaces or drops."""
+    return key.startswith(_HEAD_PREFIXES) or ".pooler." in key or key.endswith("position_ids")
+
+
+def _layer_numbers(keys: list[str]) -> list[int]:
+    return sorted({int(m.group(1)) for k in keys if (m := re.search(r"\.layers?\.(\d+)\.", k))})
+
+
+def _check_vocabulary(name: str, tokens: int, embeddings: int) -> None:
+    """The tokenizer must fit the embedding table: a bigger one indexes past it, a much smaller
+    one is another model's (tables are padded by up to 128 rows, placeholders add 4 tokens)."""
+    if tokens > embeddings + len(PLACEHOLDERS) or embeddings - tokens > _VOCABULARY_PADDING:
+        raise EditlensError(
+            f"model {name!r}: the tokenizer has {tokens:,} tokens but the weights have "
+            f"{embeddings:,} embeddings; use the tokenizer saved with these weights"
+        )
 
 
 def _first_line(error: Exception) -> str:
