@@ -348,26 +348,16 @@ def _sources(db: Path, spec: TrainSpec) -> tuple[_Source, _Source]:
 
 
 def _chunks(source: _Source, rows: int) -> Iterator[dict[str, list[Any]]]:
-    """The split in id order, ``rows`` examples at a time (the last chunk may be shorter)."""
-    import pyarrow as pa
+    """The split in id order, ``rows`` examples at a time (the last chunk may be shorter);
+    the store is held only while a chunk is read, so others may write during an epoch."""
+    from engine.store import StoreReader
 
-    from engine.store import Store
-
-    pending: pa.Table | None = None
-    with Store(source.db, read_only=True) as store:
-        batches = store.example_batches(
-            source.corpus, splits=[source.split], limit=source.limit, batch_rows=rows
-        )
-        for batch in batches:
-            table = pa.Table.from_batches([batch])
-            if pending is not None:
-                table = pa.concat_tables([pending, table])
-            while table.num_rows >= rows:
-                yield _columns(table.slice(0, rows))
-                table = table.slice(rows)
-            pending = table
-    if pending is not None and pending.num_rows:
-        yield _columns(pending)
+    reader = StoreReader(source.db)
+    pages = reader.example_pages(
+        source.corpus, splits=[source.split], limit=source.limit, rows=rows
+    )
+    for page in pages:
+        yield _columns(page)
 
 
 def _columns(table: pa.Table) -> dict[str, list[Any]]:
@@ -708,7 +698,8 @@ def _load_state(out: Path, spec: TrainSpec) -> dict[str, Any] | None:
             "pass another --out or remove that directory"
         )
     complete = all((last / name).is_file() for name in _LAST_FILES)
-    if not complete or not (out / BEST / "model.safetensors").is_file():
+    best_expected = int(state.get("epoch", 0)) > 0  # none before the first epoch ends
+    if not complete or (best_expected and not (out / BEST / "model.safetensors").is_file()):
         return None  # not written by us in one piece: start afresh and overwrite it
     return state
 

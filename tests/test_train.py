@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from train_fixture import corpus, make_store
 
-from engine.corpus import PLACEHOLDERS, Example, tokenize_words
+from engine.corpus import PLACEHOLDERS
 from engine.errors import EditlensError
-from engine.store import Store, examples_to_arrow
+from engine.store import Store
 from engine.train import (
     BEST,
     LAST,
@@ -26,48 +26,6 @@ from engine.train import (
     run_id_for,
     train,
 )
-
-SUBJECTS = ["The method", "Our model", "This result", "The proof", "Each sample", "The bound"]
-VERBS = ["converges quickly", "holds for _MATH_", "follows from _REF_", "improves on _CITE_"]
-TAILS = ["in practice.", "as expected.", "for large _MATH_.", "in all cases."]
-
-
-def sentence(i: int, doubled: bool) -> Example:
-    """Unedited sentences are clean; those that need an edit repeat a word ('the the')."""
-    subject, verb, tail = list(itertools.product(SUBJECTS, VERBS, TAILS))[i % 96]
-    words = f"{subject} {verb} {tail}".split(" ")
-    if doubled:
-        at = i % (len(words) - 1)
-        words.insert(at, words[at])
-    text = " ".join(words)
-    tokens, starts, ends = tokenize_words(text)
-    return Example(
-        id=f"{i:04d}",
-        text=text,
-        words=tuple(tokens),
-        starts=tuple(starts),
-        ends=tuple(ends),
-        label=doubled,
-        rationale=(1,) if doubled else (),
-        kind="deleted" if doubled else "none",
-    )
-
-
-def corpus(train: int = 48, dev: int = 16, *, flip_dev: bool = False) -> list[Example]:
-    """Balanced train and dev splits; ``flip_dev`` swaps the dev labels so dev loss must rise."""
-    examples = []
-    for i in range(train + dev):
-        example = sentence(i, doubled=i % 2 == 0)
-        split = "train" if i < train else "dev"
-        label = example.label != (flip_dev and split == "dev")
-        examples.append(dataclasses.replace(example, split=split, label=label))
-    return examples
-
-
-def make_store(path: Path, name: str, examples: list[Example]) -> Path:
-    with Store(path) as store:
-        store.write_examples(name, [examples_to_arrow(name, examples)])
-    return path
 
 
 def train_runs(db: Path) -> list[str]:
@@ -328,3 +286,82 @@ def test_a_kill_between_the_renames_puts_the_previous_state_back(tmp_path: Path)
     (tmp_path / f".{LAST}.old" / STATE_FILE).write_text("one")
     _recover(tmp_path)
     assert (tmp_path / LAST / STATE_FILE).read_text() == "one"
+
+
+# --- kill -9 mid-epoch (a real subprocess, a tiny model) ------------------------------------------
+
+WORKER = """
+import json, os, sys, time
+from pathlib import Path
+import engine.train
+from engine.train import TrainSpec, train
+
+engine.train.CHUNK_EXAMPLES = 16  # two batches a chunk: a resume skips whole chunks and steps
+db, model, out = sys.argv[1:4]
+spec = TrainSpec(corpus="tiny", model=model, epochs=2, batch_size=8, max_length=32, lr=1e-3,
+                 patience=5, checkpoint_every=3, out=Path(out), device="cpu")
+stop = os.environ.get("STALL_AT")
+
+def show(p):
+    print(json.dumps([p.epoch, p.step, p.step_loss]), flush=True)
+    if stop == f"{p.epoch}.{p.step}":
+        time.sleep(600)  # busy mid-epoch until the test kills us
+
+result = train(Path(db), spec, show)
+history = engine.train.comparable(result.history)
+print(json.dumps({"history": history, "resumed": [result.resumed_from_epoch,
+                  result.resumed_from_step]}), flush=True)
+"""
+
+
+def run_worker(db: Path, model: Path, out: Path, stall_at: str = "") -> tuple[list, dict]:
+    """Train in a subprocess; with ``stall_at`` ("epoch.step") kill it with SIGKILL there.
+    Returns the (epoch, step, loss) of every step it printed and its final line (or {})."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "STALL_AT": stall_at, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(db), str(model), str(out)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    steps, final = [], {}
+    assert child.stdout is not None
+    for line in child.stdout:
+        value = json.loads(line)
+        if isinstance(value, dict):
+            final = value
+            continue
+        steps.append(tuple(value))
+        if stall_at == f"{value[0]}.{value[1]}":
+            child.send_signal(signal.SIGKILL)
+    assert child.wait(timeout=120) == (-signal.SIGKILL if stall_at else 0)
+    return steps, final
+
+
+@pytest.mark.slow
+def test_a_run_killed_mid_epoch_resumes_at_its_last_checkpoint_with_the_same_losses(
+    tmp_path: Path,
+) -> None:
+    from train_fixture import tiny_model
+
+    db = make_store(tmp_path / "store.duckdb", "tiny", corpus(train=64, dev=16))
+    model = tiny_model(tmp_path / "tiny-bert")
+    uninterrupted, done = run_worker(db, model, tmp_path / "one")
+    assert len(uninterrupted) == 16  # 64 examples / 8 = 8 steps, 2 epochs
+
+    killed, final = run_worker(db, model, tmp_path / "two", stall_at="1.5")
+    assert final == {} and killed[-1][:2] == (1, 5)
+    state = json.loads((tmp_path / "two" / LAST / STATE_FILE).read_text())
+    assert (state["epoch"], state["step"]) == (0, 3)  # checkpoint_every=3: steps 4, 5 are lost
+
+    resumed, again = run_worker(db, model, tmp_path / "two")
+    assert resumed[0][:2] == (1, 4) and again["resumed"] == [0, 3]
+    # Bit for bit: the steps before the checkpoint, then the resumed ones, are the same steps
+    # with the same losses (weights, AdamW moments, schedule, dropout RNG, data position).
+    assert killed[:3] + resumed == uninterrupted
+    assert again["history"] == done["history"]

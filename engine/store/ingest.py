@@ -64,6 +64,33 @@ class CorpusReads:
             params["limit"] = limit
         yield from self._db.batches(query, params, batch_rows)
 
+    def example_pages(
+        self,
+        corpus: str,
+        *,
+        splits: Sequence[str] | None = None,
+        limit: int | None = None,
+        rows: int = 8192,
+    ) -> Iterator[pa.Table]:
+        """The examples ``example_batches`` streams, ``rows`` at a time (the last page may be
+        shorter), each page its own keyset query: a read-only store holds the file only while
+        a page is read, so a long job (training) can stream a corpus while others write."""
+        where = "corpus = $corpus AND id > $after"
+        params: dict[str, Any] = {"corpus": corpus}
+        if splits is not None:
+            where += " AND list_contains($splits, split)"
+            params["splits"] = list(splits)
+        query = f"SELECT * FROM examples WHERE {where} ORDER BY id LIMIT $rows"
+        after, left = "", limit
+        while left is None or left > 0:
+            size = rows if left is None else min(rows, left)
+            page = self._db.table(query, {**params, "after": after, "rows": size})
+            if not page.num_rows:
+                return
+            yield page
+            after = page.column("id")[-1].as_py()
+            left = None if left is None else left - page.num_rows
+
     def examples_after(self, corpus: str, after: str, rows: int) -> pa.Table:
         """The next ``rows`` examples by id after ``after``: keyset paging that never holds a cursor."""
         return self._db.table(
