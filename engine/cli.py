@@ -26,7 +26,7 @@ from engine.specs import EvalSpec, default
 from engine.store import DEFAULT_DB, Store
 from engine.study import StudySpec
 from engine.train import TrainSpec
-from engine.vocabulary import METRIC_NAMES
+from engine.vocabulary import HEADLINE_METRIC, METRIC_NAMES
 
 if TYPE_CHECKING:
     from engine.evaluate import EvalProgress, EvalResult
@@ -426,7 +426,9 @@ def report(
     plot: Annotated[
         bool, typer.Option("--plot", help="Plot top-3 match by layer in the terminal.")
     ] = False,
-    metric: Annotated[Metric, typer.Option(help="Metric of the tables and the plot.")] = "top3",
+    metric: Annotated[
+        Metric, typer.Option(help="Metric of the tables and the plot.")
+    ] = HEADLINE_METRIC,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """The study's tables for the runs in the store."""

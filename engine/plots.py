@@ -10,11 +10,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.vocabulary import LAYER_PLOT_METHODS, METHOD_NAMES
+from engine.vocabulary import (
+    BASELINE_METHOD,
+    HEADLINE_METHOD,
+    HEADLINE_METRIC,
+    LAYER_PLOT_METHODS,
+    METHOD_NAMES,
+)
 
 
 def layer_series(
-    rows: Sequence[dict[str, Any]], metric: str = "top3", population: str = "all"
+    rows: Sequence[dict[str, Any]], metric: str = HEADLINE_METRIC, population: str = "all"
 ) -> dict[tuple[str, str, str], list[tuple[int, float]]]:
     """(model, corpus, method) -> [(layer, value)] for the layered methods, layers ascending."""
     series: dict[tuple[str, str, str], list[tuple[int, float]]] = {}
@@ -31,7 +37,7 @@ def layer_series(
 
 
 def terminal_layer_plot(
-    rows: Sequence[dict[str, Any]], metric: str = "top3", *, width: int | None = None
+    rows: Sequence[dict[str, Any]], metric: str = HEADLINE_METRIC, *, width: int | None = None
 ) -> str:
     """Draw ``metric`` by layer for attention and rollout, a line per run, in the terminal.
 
@@ -75,7 +81,10 @@ def terminal_layer_plot(
 
 
 def layer_plot_png(
-    rows: Sequence[dict[str, Any]], path: Path, metric: str = "top3", population: str = "all"
+    rows: Sequence[dict[str, Any]],
+    path: Path,
+    metric: str = HEADLINE_METRIC,
+    population: str = "all",
 ) -> Path:
     """One panel per data set: ``metric`` by layer, a line per model and layered method."""
     import matplotlib
@@ -98,15 +107,15 @@ def layer_plot_png(
             ax.plot(
                 [layer for layer, _ in points],
                 [value for _, value in points],
-                marker="o" if method == "attention" else "s",
-                linestyle="-" if method == "attention" else "--",
+                marker="o" if method == HEADLINE_METHOD else "s",
+                linestyle="-" if method == HEADLINE_METHOD else "--",
                 color=colour,
                 label=f"{model} · {method}",
             )
         chance = [
             float(r[metric])
             for r in rows
-            if r["method"] == "random"
+            if r["method"] == BASELINE_METHOD
             and r["population"] == population
             and f"{r['corpus']}/{r['split']}" == corpus
             and r.get(metric) is not None
@@ -136,7 +145,10 @@ def layer_plot_png(
 
 
 def method_plot_png(
-    rows: Sequence[dict[str, Any]], path: Path, metric: str = "top3", population: str = "all"
+    rows: Sequence[dict[str, Any]],
+    path: Path,
+    metric: str = HEADLINE_METRIC,
+    population: str = "all",
 ) -> Path:
     """Bars of ``metric`` per method at the last layer, grouped by model, one panel per data set.
 

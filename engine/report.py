@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 
 from engine.store import OUTCOME_METRICS, Run, Store
-from engine.vocabulary import method_order
+from engine.vocabulary import HEADLINE_METRIC, is_layered, method_order
 
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1")
 POPULATION_TITLES = {
@@ -48,7 +48,7 @@ def headline_layer(rows: list[dict[str, Any]], run: Run, method: str) -> int:
     return max(layers) if layers else 0
 
 
-def render(store: Store, rows: list[dict[str, Any]], metric: str = "top3") -> Group:
+def render(store: Store, rows: list[dict[str, Any]], metric: str = HEADLINE_METRIC) -> Group:
     """The study's tables, one column per run so they fit 80 columns: methods at the last layer
     for each population (with classification and N on top), then the layered methods by layer."""
     runs = [store.get_run(run_id) for run_id in dict.fromkeys(row["run"] for row in rows)]
@@ -83,7 +83,7 @@ def render(store: Store, rows: list[dict[str, Any]], metric: str = "top3") -> Gr
             )
         tables.append(table)
     depth = max((run.layers for run in runs), default=0)
-    for method in (m for m in ("attention", "attention_max", "rollout") if m in methods):
+    for method in (m for m in methods if is_layered(m)):
         table = run_table(f"{metric} of {method} by layer (all scorable sentences)")
         for layer in range(1, depth + 1):
             table.add_row(f"layer {layer}", *(cell(run, method, layer, "all") for run in runs))

@@ -15,6 +15,7 @@ deterministic run id is already in the store is skipped. Step timings are kept i
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -24,13 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import EditlensError
 from engine.models import DEFAULT_MODEL, RANDOM_MODEL
+from engine.results import DELETED, SPELLING, Step, StudyRun
 
 if TYPE_CHECKING:
     from engine.evaluate import EvalResult, EvalSpec
     from engine.train import TrainResult, TrainSpec
 
-DELETED = "aesw-deleted"
-SPELLING = "aesw-spelling"
 DATA_FILES = {DELETED: "deleted.jsonl.gz", SPELLING: "spelling.jsonl.gz"}
 DEFAULT_OUT = Path("data/study")
 TIMINGS = "timings.json"
@@ -73,26 +73,6 @@ class StudySpec:
     readme: Path | None = None  # a file with the results markers to rewrite; None: only the page
 
 
-@dataclass(frozen=True)
-class Step:
-    """One step of the study and its wall time (measured when the work was done)."""
-
-    name: str
-    seconds: float
-    reused: bool  # nothing to do this time: ``seconds`` is from the run that did the work
-
-
-@dataclass(frozen=True)
-class StudyRun:
-    """One evaluation of the study: which model in which role on which data set."""
-
-    run_id: str
-    model: str  # the base model's name (minilm, minilm-random, ...)
-    role: str  # "fine-tuned" or "not fine-tuned"
-    seed: int | None  # fine-tuning seed; None for the baseline
-    corpus: str
-
-
 @dataclass
 class StudyResult:
     spec: StudySpec
@@ -132,7 +112,7 @@ def check_spec(spec: StudySpec) -> None:
     if spec.epochs < 1 or spec.ig_steps < 1 or not spec.seeds:
         raise EditlensError("epochs and ig steps must be at least 1, with at least one seed")
     if spec.readme is not None:
-        from engine.results import check_readme
+        from engine.study_page import check_readme
 
         check_readme(spec.readme)
 
@@ -161,16 +141,20 @@ def run_study(
 
     def step(name: str, work: Callable[[], bool]) -> None:
         """Run one step; ``work`` says whether it reused finished work."""
-        clock = time.perf_counter()
+        machine, clock = machine_now(), time.perf_counter()
         reused = work()
         seconds = time.perf_counter() - clock
         reused = reused and name in timings
         if reused:
-            seconds = timings[name]["seconds"]
+            seconds, machine = timings[name]["seconds"], timings[name].get("machine")
         else:
-            timings[name] = {"seconds": seconds, "finished": datetime.now().isoformat()}
+            timings[name] = {
+                "seconds": seconds,
+                "finished": datetime.now().isoformat(),
+                "machine": machine,
+            }
             _save_timings(out, timings)
-        done = Step(name, seconds, reused)
+        done = Step(name, seconds, reused, machine)
         result.steps.append(done)
         if on_step:
             on_step(done)
@@ -250,15 +234,30 @@ def run_study(
             result.runs.append(StudyRun(run_ids[0], model, role, seed, corpus))
 
     def write_page() -> bool:
-        from engine.results import write_results
-
-        result.page = write_results(db, result, timings)
+        result.page = write_results(db, result)
         return False
 
     result.seconds = time.perf_counter() - started
     step("results page", write_page)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def write_results(db: Path, result: StudyResult) -> Path:
+    """The figures of ``result``'s runs from the store, as ``<out>/results.md`` (and the README
+    section, when the spec names one)."""
+    from engine.results import collect
+    from engine.study_page import write_page
+
+    figures = collect(db, result.runs, result.train_runs, spec_summary(result.spec), result.steps)
+    return write_page(figures, Path(result.spec.out), result.spec.readme)
+
+
+def machine_now() -> str:
+    """Where a step is being timed: CPU cores and the load when it started (others' jobs too)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    cores = f"{os.cpu_count() or 1} CPU cores"
+    return cores if load is None else f"{cores}, load {load:.1f} at the start"
 
 
 def _config_key(config: dict[str, Any]) -> str:

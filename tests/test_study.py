@@ -2,32 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import re
+import tracemalloc
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
+from engine import metrics
 from engine.errors import EditlensError
 from engine.metrics import mean_with_ci
 from engine.plots import layer_plot_png, method_plot_png, terminal_layer_plot
 from engine.report import report_rows
-from engine.results import (
-    END,
-    LAYERS_PNG,
-    METHODS_PNG,
-    START,
-    check_readme,
-    ci,
-    classification_cis,
-    replace_section,
-    write_results,
-)
+from engine.results import DELETED, SPELLING, Step, StudyRun, classification_cis
 from engine.store import Run, Store, publish_run
-from engine.study import DELETED, SPELLING, Step, StudyResult, StudyRun, StudySpec, run_study
+from engine.study import StudyResult, StudySpec, run_study, write_results
+from engine.study_page import END, LAYERS_PNG, METHODS_PNG, START, check_readme, ci, replace_section
 
 LAYERS = 2
 T0 = datetime(2025, 1, 1, 9, 0, 0)
@@ -105,8 +100,8 @@ def study(tmp_path: Path) -> tuple[Path, StudyResult]:
     readme = tmp_path / "README.md"
     readme.write_text(f"# title\n\nintro\n\n## Results\n\n{START}\nold text\n{END}\n\ntail\n")
     spec = StudySpec(data=tmp_path, models=("minilm",), out=tmp_path / "out", readme=readme)
-    result = StudyResult(spec, runs=runs, steps=[Step("ingest", 1.5, False)])
-    result.steps.append(Step("fine-tune minilm (seed 13)", 125.0, True))
+    result = StudyResult(spec, runs=runs, steps=[Step("ingest", 1.5, False, "2 CPU cores")])
+    result.steps.append(Step("fine-tune minilm (seed 13)", 125.0, True, "64 CPU cores"))
     return db, result
 
 
@@ -116,7 +111,7 @@ def _expected_ci(values: list[bool]) -> str:
 
 def test_page_shows_known_figures_beside_the_papers(study: tuple[Path, StudyResult]) -> None:
     db, result = study
-    page = write_results(db, result, {}).read_text()
+    page = write_results(db, result).read_text()
     flagged = _expected_ci([True, True, False])  # a, b, c are flagged; c misses
     everyone = _expected_ci([True, True, False, True])
     spelling_flagged = _expected_ci([True, True])
@@ -145,7 +140,7 @@ def test_every_headline_figure_carries_a_bootstrap_interval(
     study: tuple[Path, StudyResult],
 ) -> None:
     db, result = study
-    page = write_results(db, result, {}).read_text()
+    page = write_results(db, result).read_text()
     headline = page.split("#### Top-3 match")[1].split("####")[0]
     header = next(line for line in headline.splitlines() if line.startswith("| model"))
     assert "deleted: ours, flagged" in header and "spelling: ours, all" in header
@@ -161,7 +156,7 @@ def test_readme_section_is_replaced_and_nothing_else(study: tuple[Path, StudyRes
     db, result = study
     readme = result.spec.readme
     before = readme.read_text()
-    write_results(db, result, {})
+    write_results(db, result)
     after = readme.read_text()
     head, tail = before.split(START)[0], before.split(END)[1]
     assert after.startswith(head + START + "\n") and after.endswith(END + tail)
@@ -193,7 +188,7 @@ def test_missing_data_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_plots_are_written_as_png_files(study: tuple[Path, StudyResult], tmp_path: Path) -> None:
     db, result = study
-    write_results(db, result, {})
+    write_results(db, result)
     for name in (LAYERS_PNG, METHODS_PNG):
         assert (result.spec.out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Store(db, read_only=True) as store:
@@ -210,6 +205,41 @@ def test_classification_intervals_hold_the_point_estimate() -> None:
     assert figures["flagged"].mean == 0.5
     for est in figures.values():
         assert est.low <= est.mean <= est.high and est.n == 4
+
+
+def test_the_page_states_the_settings_of_its_runs_not_fixed_facts(
+    study: tuple[Path, StudyResult],
+) -> None:
+    db, result = study
+    result.spec = dataclasses.replace(result.spec, max_length=64)
+    page = write_results(db, result).read_text()
+    assert "rationale within the first 64 subwords" in page and "128" not in page
+    assert "ours are `minilm` (2 layers × 2 heads)" in page  # the store's shape of the runs
+    assert "**model size**: `minilm` (2 layers × 2 heads), 6-layer uncased BERT" in page
+    assert "MiniLM-L6 (6 layers" not in page and "shared with other jobs" not in page
+    assert "| ingest | 1.5 s | measured now on 2 CPU cores |" in page
+    assert "reused (time of the run that did it on 64 CPU cores)" in page
+    assert "sized to fit the hour on 2 CPU cores / 64 CPU cores" in page
+
+
+def test_bootstrap_draws_in_blocks_give_the_rows_of_one_draw(monkeypatch) -> None:
+    monkeypatch.setattr(metrics, "BOOTSTRAP_BLOCK", 10)  # 1 row of 7 per block
+    blocks = list(metrics.bootstrap_draws(7, 1000, seed=3))
+    assert len(blocks) == 1000 and max(block.size for block in blocks) == 7
+    whole = np.random.default_rng(3).integers(0, 7, size=(1000, 7))
+    assert np.array_equal(np.concatenate(blocks), whole)
+
+
+def test_classification_intervals_at_the_aesw_test_size_stay_small_in_memory() -> None:
+    """143k examples: one (1000, n) index matrix alone would be 1.1 GB."""
+    rng = np.random.default_rng(0)
+    labels, preds = rng.random(143_000) < 0.5, rng.random(143_000) < 0.5
+    tracemalloc.start()
+    figures = classification_cis(labels, preds, resamples=200)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 150 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    assert figures["f1"].low <= figures["f1"].mean <= figures["f1"].high
 
 
 # --- a tiny study, end to end ---------------------------------------------------------------
