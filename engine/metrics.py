@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -20,6 +20,7 @@ __all__ = [
     "Estimate",
     "Faithfulness",
     "Plausibility",
+    "bootstrap_draws",
     "classification",
     "faithfulness",
     "mean_with_ci",
@@ -265,6 +266,21 @@ def classification(
 # --- confidence intervals --------------------------------------------------------------------
 
 
+BOOTSTRAP_BLOCK = 1 << 22  # indices drawn at once (32 MB): bounds memory whatever n is
+
+
+def bootstrap_draws(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
+    """Resample indices into ``n`` items, ``resamples`` rows in all, a block of rows at a time.
+
+    The same seed gives the same rows as one ``(resamples, n)`` draw would (numpy fills the rows
+    from one stream), without holding it: at n = 143k that matrix is over 1 GB.
+    """
+    rng = np.random.default_rng(seed)
+    rows = max(1, BOOTSTRAP_BLOCK // max(n, 1))
+    for start in range(0, resamples, rows):
+        yield rng.integers(0, n, size=(min(rows, resamples - start), n))
+
+
 def mean_with_ci(
     values: Sequence[float] | np.ndarray,
     *,
@@ -276,7 +292,7 @@ def mean_with_ci(
 
     Booleans count as 0/1, so rates (e.g. top3) get intervals the same way as scores.
     An empty input gives NaN (nothing to estimate) rather than an error, so tables can show gaps.
-    Memory is resamples x n indices, drawn in one call so the result depends only on the seed.
+    Memory is bounded by ``bootstrap_draws``' blocks; the result depends only on the seed.
     """
     array = np.asarray(values, dtype=float)
     if array.ndim != 1:
@@ -293,9 +309,9 @@ def mean_with_ci(
     mean = float(array.mean())
     if n == 1:
         return Estimate(n=1, mean=mean, low=mean, high=mean)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n, size=(resamples, n))
-    resampled_means = array[draws].mean(axis=1)
+    resampled_means = np.concatenate(
+        [array[draws].mean(axis=1) for draws in bootstrap_draws(n, resamples, seed)]
+    )
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(resampled_means, [tail, 1.0 - tail])
     return Estimate(n=n, mean=mean, low=float(low), high=float(high))
