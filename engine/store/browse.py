@@ -129,7 +129,7 @@ class ResultReads:
 
         ``where`` selects the slice and the example filters (kind, rationale size, text); the
         outcome and prediction conditions come apart so that bucket counts can vary one of them.
-        Only the text search reads ``examples``: a semi-join of the texts that match.
+        Only the search reads ``examples``: a semi-join of the texts (or ids) that match.
         """
         params: dict[str, Any] = {"run": f.run, "method": f.method, "layer": f.layer}
         where = ["o.run = $run", "o.method = $method", "o.layer = $layer"]
@@ -142,7 +142,7 @@ class ResultReads:
         if f.search.strip():
             where.append(
                 "o.example IN (SELECT id FROM examples WHERE corpus = $corpus"
-                " AND contains(lower(text), $search))"
+                " AND (contains(lower(text), $search) OR contains(lower(id), $search)))"
             )
             params["corpus"] = self._run_corpus(f.run)
             params["search"] = f.search.strip().lower()

@@ -3,9 +3,9 @@
 DuckDB lets one process hold a file open for writing, and while it does no other process may
 hold it at all; any number of processes may hold it read-only at once. So a process that finds
 the file locked waits, with a bounded wait (``EDITLENS_STORE_WAIT`` seconds, 30 by default), says
-once for whom it waits (DuckDB's lock error names the holder's PID), and retries. Readers keep
-the file only for the moment of a query (see ``engine.store.reader``), so a waiting writer gets
-it within one query's time.
+once for whom it waits (DuckDB's lock error names the holder's PID), and retries. A waiting
+writer also announces itself in ``<store>.writers/``, so that readers, which keep the file open
+between queries while nobody waits (``engine.store.stores``), let go of it at once.
 """
 
 from __future__ import annotations
@@ -51,43 +51,125 @@ def connect(
     notice: Notice | None = say_on_stderr,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection to ``path``; while another process holds the file, wait up to
-    ``wait`` seconds (default ``WAIT_SECONDS``), saying once (through ``notice``) for whom."""
+    ``wait`` seconds (default ``WAIT_SECONDS``), saying once (through ``notice``) for whom.
+
+    A waiting writer announces itself (``writers_waiting``), so readers that keep the file open
+    between queries let go of it; a reader does not reopen while a writer waits.
+    """
     wait = WAIT_SECONDS if wait is None else wait
     deadline = time.monotonic() + wait
-    said = False
-    while True:
-        try:
-            return duckdb.connect(
-                str(path), read_only=read_only, config={"memory_limit": MEMORY_LIMIT}
-            )
-        except duckdb.Error as error:
-            holder = lock_holder(error)
-            if holder is None or time.monotonic() >= deadline:
-                raise StoreError(open_problem(path, error, wait if holder else None)) from None
+    said, announced = False, False
+    try:
+        while True:
+            waiting = writers_waiting(path) if read_only else []
+            if waiting:
+                holder = f"{waiting[0]}, waiting to write it"
+            else:
+                try:
+                    return duckdb.connect(
+                        str(path), read_only=read_only, config={"memory_limit": MEMORY_LIMIT}
+                    )
+                except duckdb.Error as error:
+                    holder = lock_holder(error)
+                    if holder is None:
+                        raise StoreError(open_problem(path, error)) from None
+                except OSError as error:
+                    raise StoreError(f"{path}: cannot open the store ({error.strerror})") from None
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"{path}: in use by {holder} (waited {wait:.0f} s); try again when it "
+                    "finishes (EDITLENS_STORE_WAIT sets the wait) or use another --db"
+                )
+            if not read_only and not announced:
+                _announce(path)
+                announced = True
             if not said and notice is not None:
-                notice(f"{path}: in use by {holder}; waiting up to {wait:.0f} s for it")
+                notice(f"{path}: in use by {holder}; waiting up to {wait:.0f} s")
                 said = True
             time.sleep(random.uniform(*_RETRY_SECONDS))
-        except OSError as error:
-            raise StoreError(f"{path}: cannot open the store ({error.strerror})") from None
+    finally:
+        if announced:
+            _withdraw(path)
+
+
+# A writer that waits leaves a file named by its PID in ``<store>.writers/`` until it has the
+# store (or gives up); readers look there before each query.
+
+
+def _writers_dir(path: Path) -> Path:
+    return path.with_name(path.name + ".writers")
+
+
+def _announce(path: Path) -> None:
+    folder = _writers_dir(path)
+    try:
+        folder.mkdir(exist_ok=True)
+        (folder / str(os.getpid())).write_text(_command(os.getpid()))
+    except OSError:
+        pass  # a read-only folder: readers will let go when they linger out instead
+
+
+def _withdraw(path: Path) -> None:
+    folder = _writers_dir(path)
+    try:
+        (folder / str(os.getpid())).unlink(missing_ok=True)
+        folder.rmdir()
+    except OSError:
+        pass  # another writer still waits
+
+
+def writers_waiting(path: Path) -> list[str]:
+    """The live processes waiting to write ``path`` ("PID 123 (editlens evaluate ...)");
+    a few microseconds when there are none. Leftovers of killed writers are removed."""
+    try:
+        names = os.listdir(_writers_dir(path))
+    except OSError:
+        return []
+    waiting = []
+    for name in names:
+        if not name.isdigit():
+            continue
+        pid = int(name)
+        if pid != os.getpid() and not _alive(pid):
+            (_writers_dir(path) / name).unlink(missing_ok=True)
+            continue
+        waiting.append(f"PID {pid} ({_command(pid)})")
+    return waiting
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _command(pid: int) -> str:
+    """A process's command line, shortened: ``editlens evaluate ...``; "?" when unknown."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return "?"
+    return _short_command(" ".join(a.decode(errors="replace") for a in argv if a))
 
 
 def lock_holder(error: Exception) -> str | None:
     """Who holds the file, from DuckDB's lock error ("... held in /usr/bin/python (PID 123)"),
-    as "PID 123 (editlens tui)"; None when the error is not about a lock."""
+    as "PID 123 (editlens tui)"; None when the error is not about a lock. A connection of
+    another configuration in this process (a reader, while this thread wants to write) counts."""
     message = str(error)
+    if "different configuration" in message:
+        return "a reader in this process"
     if "lock" not in message.lower():
         return None
     found = re.search(r"\(PID (\d+)\)", message)
     if found is None:
         return "another process"
-    pid = found.group(1)
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        command = " ".join(a.decode(errors="replace") for a in argv if a)
-    except OSError:
-        return f"PID {pid}"
-    return f"PID {pid} ({_short_command(command)})"
+    pid = int(found.group(1))
+    return f"PID {pid} ({_command(pid)})"
 
 
 def _short_command(command: str) -> str:
@@ -101,20 +183,11 @@ def _short_command(command: str) -> str:
     return short if len(short) <= 60 else short[:59] + "…"
 
 
-def open_problem(path: Path, error: Exception, waited: float | None = None) -> str:
+def open_problem(path: Path, error: Exception) -> str:
     """One line for a file DuckDB refused to open: what is wrong and what to do."""
     message = str(error)
     if "not a valid DuckDB database" in message:
         return f"{path}: not a DuckDB file; point --db at an editlens store or a new file name"
-    holder = lock_holder(error)
-    if holder is not None:
-        after = f" after waiting {waited:.0f} s" if waited else ""
-        return (
-            f"{path}: in use by {holder}{after}; try again when it finishes "
-            f"(EDITLENS_STORE_WAIT sets the wait) or use another --db"
-        )
-    if "different configuration" in message:
-        return f"{path}: already open for writing in this process; close it first"
     if "newer" in message.lower() or "version" in message.lower():
         return f"{path}: written by a newer DuckDB; upgrade editlens or use another --db"
     return f"{path}: cannot open the store ({first_line(message)})"
@@ -127,7 +200,7 @@ def first_line(message: object) -> str:
 class Database:
     """One open connection, and the one error path: every query here turns ``duckdb.Error``
     (and ``OSError``) into a one-line ``StoreError`` naming the file. Use from one thread at a
-    time; the TUI's threads each get their own (``engine.store.reader``)."""
+    time; the TUI's threads share a ``StoreReader``, which gives each query a cursor of its own."""
 
     def __init__(self, path: Path, con: duckdb.DuckDBPyConnection) -> None:
         self.path = path

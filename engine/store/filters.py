@@ -58,7 +58,7 @@ class ExampleFilter:
     prediction: str = "any"
     kind: str | None = None
     rationale: str = "any"  # a key of RATIONALE_SIZES
-    search: str = ""  # case-insensitive substring of the text
+    search: str = ""  # case-insensitive substring of the text or the id
     sort: str = "id"
     descending: bool = False
 

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from engine.store import schema
@@ -41,9 +43,16 @@ from engine.store.connection import (
     StoreError,
     connect,
     say_on_stderr,
+    writers_waiting,
 )
 from engine.store.ingest import CorpusReads, CorpusWrites
 from engine.store.jobs import JobWrites, remove_store_file
+
+# How long a reader keeps the file open after its last query when no writer waits: a burst of
+# queries (a filter change, stepping through examples) reuses one warm connection; after that
+# the file is let go even for writers that do not announce themselves (DuckDB's own CLI).
+LINGER_SECONDS = float(os.environ.get("EDITLENS_READER_LINGER", "10"))
+_WATCH_SECONDS = 0.05  # how often an idle reader looks for a waiting writer
 
 
 def _missing(path: Path) -> StoreError:
@@ -51,13 +60,18 @@ def _missing(path: Path) -> StoreError:
 
 
 class ReadOnlyFile(Database):
-    """A ``Database`` that opens a read-only connection for each query and closes it after,
-    or keeps one for a ``held()`` block (per thread). Its schema is checked at the first open."""
+    """A ``Database`` for readers: one read-only connection per process, kept between queries
+    only while no writer waits and for at most ``LINGER_SECONDS`` of idleness; each query runs
+    on a cursor of its own, so threads may query at once. Its schema is checked once."""
 
     def __init__(self, path: Path, *, wait: float, notice: Notice | None) -> None:
         self.path, self._wait, self._notice = path, wait, notice
         self._doing = ""
-        self._local = threading.local()
+        self._local = threading.local()  # the cursor of this thread's current query or session
+        self._lock = threading.Lock()
+        self._shared: duckdb.DuckDBPyConnection | None = None
+        self._users = 0
+        self._last_used = 0.0
         self._checked = False
 
     @property
@@ -69,16 +83,12 @@ class ReadOnlyFile(Database):
 
     @contextmanager
     def held(self) -> Iterator[Database]:
-        """One connection for the block, on this thread (nested blocks share it)."""
+        """A cursor for the block, on this thread (nested blocks share it)."""
         current = getattr(self._local, "db", None)
         if current is not None:
             yield current
             return
-        if not self.path.exists():
-            raise _missing(self.path)
-        db = Database(
-            self.path, connect(self.path, read_only=True, wait=self._wait, notice=self._notice)
-        )
+        db = Database(self.path, self._acquire())
         db._doing = self._doing
         self._local.db = db
         try:
@@ -88,7 +98,54 @@ class ReadOnlyFile(Database):
             yield db
         finally:
             self._local.db = None
-            db.close()
+            db.con.close()
+            self._release()
+            if not self._checked:
+                self.close()  # a refused file must not stay held
+
+    def _acquire(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            shared = self._shared
+            if shared is not None and writers_waiting(self.path) and self._users == 0:
+                shared.close()
+                shared = self._shared = None
+            if shared is None:
+                if not self.path.exists():
+                    raise _missing(self.path)
+                shared = connect(self.path, read_only=True, wait=self._wait, notice=self._notice)
+                self._shared = shared
+                threading.Thread(target=self._let_go_when_idle, daemon=True).start()
+            self._users += 1
+            try:
+                return shared.cursor()
+            except Exception:
+                self._users -= 1
+                raise
+
+    def _release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            self._last_used = time.monotonic()
+            if self._users == 0 and writers_waiting(self.path):
+                self._close_shared()
+
+    def _let_go_when_idle(self) -> None:
+        """Close the shared connection when idle and a writer waits, or after the linger."""
+        while True:
+            time.sleep(_WATCH_SECONDS)
+            with self._lock:
+                if self._shared is None:
+                    return
+                idle = self._users == 0
+                lingered = time.monotonic() - self._last_used > LINGER_SECONDS
+                if idle and (lingered or writers_waiting(self.path)):
+                    self._close_shared()
+                    return
+
+    def _close_shared(self) -> None:
+        if self._shared is not None:
+            self._shared.close()
+            self._shared = None
 
     def execute(self, query: str, params: object = None) -> None:
         with self.held() as db:
@@ -119,7 +176,10 @@ class ReadOnlyFile(Database):
             yield
 
     def close(self) -> None:
-        """Nothing stays open between queries."""
+        """Let go of the file now (queries still running keep it until they end)."""
+        with self._lock:
+            if self._users == 0:
+                self._close_shared()
 
 
 class StoreReader(CorpusReads, ResultReads):
@@ -153,7 +213,8 @@ class StoreReader(CorpusReads, ResultReads):
         return changed_token(self.path)
 
     def close(self) -> None:
-        """Nothing stays open between queries."""
+        """Let go of the file now."""
+        self._file.close()
 
     def __enter__(self) -> StoreReader:
         return self

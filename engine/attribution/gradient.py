@@ -1,0 +1,96 @@
+"""Gradient methods: gradients of the explained class's logit with respect to input embeddings."""
+
+from __future__ import annotations
+
+import torch
+
+from engine.attribution.base import GradientAttribution, Inputs
+from engine.specs import EvalSpec
+
+IG_ROWS_PER_PASS = 128  # integrated-gradient steps are stacked up to this many rows per pass
+
+
+def embedding_gradients(inputs: Inputs, embeddings: torch.Tensor, repeats: int = 1) -> torch.Tensor:
+    """Gradient of the target class's logit w.r.t. input embeddings: (rows, tokens, dim).
+
+    ``embeddings`` may stack ``repeats`` copies of the batch (integrated-gradient steps), so
+    several steps share one forward and backward pass.
+    """
+    with torch.enable_grad():
+        embeddings = embeddings.detach().requires_grad_(True)
+        mask = inputs.batch.attention_mask.repeat(repeats, 1)
+        logits = inputs.model(inputs_embeds=embeddings, attention_mask=mask).logits
+        chosen = logits.gather(1, inputs.target.repeat(repeats).unsqueeze(1)).sum()
+        (gradient,) = torch.autograd.grad(chosen, embeddings)
+    return gradient
+
+
+def input_embeddings(inputs: Inputs) -> torch.Tensor:
+    """(batch, tokens, dim), detached."""
+    return inputs.model.get_input_embeddings()(inputs.batch.input_ids).detach()
+
+
+def input_gradients(inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient at the input and the input embeddings, computed once per batch for all methods."""
+    if "input_gradients" not in inputs.cache:
+        embeddings = input_embeddings(inputs)
+        inputs.cache["input_gradients"] = (embedding_gradients(inputs, embeddings), embeddings)
+    return inputs.cache["input_gradients"]
+
+
+class Gradient(GradientAttribution):
+    """Saliency: L2 norm of the gradient of the explained logit per token."""
+
+    name = "grad"
+
+    def attribute(self, inputs: Inputs) -> torch.Tensor:
+        gradient, _ = input_gradients(inputs)
+        return gradient.norm(dim=-1).unsqueeze(1)  # (batch, 1, tokens)
+
+
+class GradientTimesInput(GradientAttribution):
+    """gradient . embedding per token: a first-order estimate of each token's contribution."""
+
+    name = "grad_x_input"
+    magnitude = True
+
+    def attribute(self, inputs: Inputs) -> torch.Tensor:
+        gradient, embeddings = input_gradients(inputs)
+        return (gradient * embeddings).sum(dim=-1).unsqueeze(1)  # (batch, 1, tokens)
+
+
+class IntegratedGradients(GradientAttribution):
+    """sum_d (x - x') * mean_alpha grad(x' + alpha (x - x')) with x' the [PAD] embedding on words.
+
+    Special tokens keep their embeddings in the baseline, so only words are "removed". Steps are
+    midpoints of ``steps`` equal intervals, run as batched forward passes.
+    """
+
+    name = "integrated_gradients"
+    magnitude = True
+
+    def __init__(self, steps: int = 16) -> None:
+        if steps < 1:
+            raise ValueError(f"integrated gradients needs at least one step, got {steps}")
+        self.steps = steps
+
+    @classmethod
+    def from_spec(cls, spec: EvalSpec) -> IntegratedGradients:
+        return cls(steps=spec.ig_steps)
+
+    def attribute(self, inputs: Inputs) -> torch.Tensor:
+        embeddings = input_embeddings(inputs)  # (batch, tokens, dim)
+        model = inputs.model
+        pad = model.get_input_embeddings().weight[model.config.pad_token_id].detach()
+        on_words = (inputs.batch.word_of_token >= 0).unsqueeze(-1)  # (batch, tokens, 1)
+        baseline = torch.where(on_words, pad.expand_as(embeddings), embeddings)
+        alphas = (torch.arange(self.steps, dtype=embeddings.dtype) + 0.5) / self.steps
+        per_pass = max(1, IG_ROWS_PER_PASS // embeddings.shape[0])  # steps sharing one pass
+        total = torch.zeros_like(embeddings)
+        for group in alphas.split(per_pass):
+            # (steps, batch, tokens, dim)
+            path = baseline + group.view(-1, 1, 1, 1) * (embeddings - baseline)
+            gradient = embedding_gradients(inputs, path.flatten(0, 1), repeats=len(group))
+            total += gradient.view_as(path).sum(dim=0)
+        attribution = (embeddings - baseline) * total / self.steps
+        return attribution.sum(dim=-1).unsqueeze(1)  # (batch, 1, tokens)
