@@ -10,35 +10,34 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import torch
 
-from engine.align import encode
-from engine.attribution import METHODS, Context, cls_rows, token_to_word_matrix
-from engine.batching import bucketed, collate
+from engine.align import Encoded, encode
+from engine.attribution import Inputs, build, cls_rows, token_to_word_matrix, word_scores
+from engine.batching import Batch, bucketed, collate
 from engine.corpus import SPLITS
 from engine.errors import EditlensError
 from engine.faithfulness import class_probabilities, without_and_only
 from engine.metrics import (
-    PLAUSIBILITY_METRICS,
     Classification,
     classification,
+    faithfulness,
     plausibility_batch,
     rank_words,
 )
 from engine.models import LoadedModel, load_model, model_label, slug
 from engine.specs import EvalSpec
 from engine.store import Run, Store, publish_run
+from engine.vocabulary import METHOD_NAMES, METRIC_NAMES, METRICS
 
-ALL_METHODS = tuple(METHODS)
-FAITHFULNESS = ("comprehensiveness", "sufficiency")
+ALL_METHODS = METHOD_NAMES
 CHUNK_ROWS = 512
 
 
@@ -79,11 +78,7 @@ def evaluate(
     on_progress: Callable[[EvalProgress], None] | None = None,
 ) -> EvalResult:
     """Evaluate ``spec.model`` on ``spec.corpus``; every check happens before anything is written."""
-    unknown = [m for m in spec.methods if m not in METHODS]
-    if unknown or not spec.methods:
-        raise EditlensError(
-            f"unknown method {', '.join(unknown) or '(none)'}; use {', '.join(METHODS)}"
-        )
+    spec.check()
     if spec.split not in (*SPLITS, "all"):
         raise EditlensError(f"unknown split {spec.split!r}; use train, dev, test or all")
     splits = list(SPLITS) if spec.split == "all" else [spec.split]
@@ -110,20 +105,16 @@ def evaluate(
     started = datetime.now()
     with staging:
         evaluator = _Evaluator(spec, loaded, run_id)
-        done = staging.done_examples(run_id)
+        finished = staging.done_examples(run_id)
+        resumed = len(finished)
         total = staging.count_examples(spec.corpus)
-        progress_base, clock, after = len(done), time.perf_counter(), ""
-        while (chunk := staging.examples_after(spec.corpus, after, CHUNK_ROWS)).num_rows:
-            after = chunk.column("id")[-1].as_py()
-            todo = chunk.filter(
-                pc.invert(pc.is_in(chunk.column("id"), pa.array(list(done), pa.string())))
-            )
-            if todo.num_rows:
-                staging.write_chunk(evaluator.process(todo))
-            done.update(chunk.column("id").to_pylist())
+        done, clock = resumed, time.perf_counter()
+        for chunk in _pending(staging, spec.corpus, finished):
+            staging.write_chunk(evaluator.process(chunk))
+            done += chunk.num_rows
             if on_progress:
-                rate = (len(done) - progress_base) / max(time.perf_counter() - clock, 1e-9)
-                on_progress(EvalProgress(len(done), total, rate))
+                rate = (done - resumed) / max(time.perf_counter() - clock, 1e-9)
+                on_progress(EvalProgress(done, total, rate))
         labels, preds = staging.run_labels(run_id)
         figures = classification(labels, preds)
         staging.record_run(
@@ -144,9 +135,17 @@ def evaluate(
         )
     if merge:
         publish_run(db, staging_path, run_id)
-    return EvalResult(
-        run_id, evaluator.display_name, staging_path, merge, figures, total, progress_base
-    )
+    return EvalResult(run_id, evaluator.display_name, staging_path, merge, figures, total, resumed)
+
+
+def _pending(staging: Store, corpus: str, finished: set[str]) -> Iterator[pa.Table]:
+    """The examples not in ``finished``, in chunks of at most ``CHUNK_ROWS`` by id."""
+    after = ""
+    while (chunk := staging.examples_after(corpus, after, CHUNK_ROWS)).num_rows:
+        after = chunk.column("id")[-1].as_py()
+        todo = chunk.filter(pa.array([i not in finished for i in chunk.column("id").to_pylist()]))
+        if todo.num_rows:
+            yield todo
 
 
 @dataclass
@@ -158,10 +157,19 @@ class _Rows:
     heads: dict[str, list] = field(default_factory=dict)
     outcomes: dict[str, list] = field(default_factory=dict)
 
-    def add(self, table: str, **values: object) -> None:
+    def add(self, table: str, **values: object) -> int:
+        """Append one row; returns its index in that table's chunk."""
         columns = getattr(self, table)
         for name, value in values.items():
             columns.setdefault(name, []).append(value)
+        return len(columns["run"]) - 1
+
+    def tables(self) -> dict[str, pa.Table]:
+        return {
+            name: _table(getattr(self, name))
+            for name in ("predictions", "scores", "heads", "outcomes")
+            if getattr(self, name)
+        }
 
 
 _LIST_TYPES = {
@@ -169,28 +177,96 @@ _LIST_TYPES = {
     "grid": pa.list_(pa.float32()),
     "last": pa.list_(pa.float32()),
 }
+PLAUSIBILITY = tuple(m.name for m in METRICS if m.family == "plausibility")
+FAITHFULNESS = tuple(m.name for m in METRICS if m.family == "faithfulness")
+
+
+@dataclass(frozen=True)
+class _Example:
+    """One example of the chunk, with its tokens."""
+
+    id: str
+    label: bool
+    rationale: list[int]
+    kind: str
+    encoded: Encoded
+
+    @property
+    def scorable(self) -> bool:
+        """Needs an edit, has a rationale, and the model saw all of it."""
+        rationale, seen = self.rationale, self.encoded.seen_words
+        return bool(self.label and rationale and max(rationale) < seen)
+
+
+@dataclass(frozen=True)
+class _Forward:
+    """The forward pass of one batch."""
+
+    probabilities: torch.Tensor  # (batch, 2)
+    predicted: torch.Tensor  # (batch,) argmax class
+    attentions: tuple[torch.Tensor, ...] | None  # per layer (batch, heads, tokens, tokens)
+
+
+@dataclass(frozen=True)
+class _Scored:
+    """One method's word scores at one stored layer (0 for methods without layers)."""
+
+    method: str
+    layer: int
+    words: np.ndarray  # (batch, words)
+    last: bool  # the method's last stored layer: the one faithfulness is measured at
+
+
+@dataclass(frozen=True)
+class _Ablation:
+    """An outcome row whose faithfulness waits for two forward passes on edited inputs."""
+
+    row: int
+    example: _Example
+    predicted: int
+    p_full: float  # p(predicted | x)
+    top: set[int]  # the top-k words, k = |R|
 
 
 class _Evaluator:
-    """Turns chunks of examples into rows of the run tables."""
+    """Turns chunks of examples into rows of the run tables: forward, attribute, rows, faithfulness."""
 
     def __init__(self, spec: EvalSpec, loaded: LoadedModel, run_id: str) -> None:
         self.spec, self.loaded, self.run_id = spec, loaded, run_id
         self.model = loaded.model.eval()
         self.pad_id = loaded.tokenizer.pad_token_id
-        self.methods = [METHODS[name] for name in spec.methods]
+        self.methods = build(spec.methods, spec)
         self.layers = sorted(spec.layers) or list(range(1, loaded.layers + 1))
         self.needs_attentions = any(m.needs_attentions for m in self.methods)
         self.display_name = spec.label or model_label(spec.model)
 
-    def _method_layers(self, layered: bool) -> list[int]:
-        return self.layers if layered else [0]
-
     def process(self, chunk: pa.Table) -> dict[str, pa.Table]:
-        ids = chunk.column("id").to_pylist()
-        labels = chunk.column("label").to_pylist()
-        rationales = chunk.column("rationale").to_pylist()
-        kinds = chunk.column("kind").to_pylist()
+        examples = self._examples(chunk)
+        encoded = [e.encoded for e in examples]
+        rows, ablations = _Rows(), []
+        for members in bucketed([len(e.input_ids) for e in encoded], self.spec.batch_size):
+            batch = collate(encoded, members, self.pad_id)
+            matrix = token_to_word_matrix(batch.word_of_token, batch.words)  # (b, tokens, words)
+            forward = self._forward(batch)
+            scored = self._attribute(batch, forward, matrix, [examples[r].id for r in members])
+            heads = (
+                (cls_rows(forward.attentions) @ matrix.unsqueeze(1)).numpy()
+                if forward.attentions
+                else None
+            )  # (batch, layers, heads, words)
+            for b, r in enumerate(members):
+                ablations += self._add_rows(
+                    rows,
+                    examples[r],
+                    forward.probabilities[b],
+                    int(forward.predicted[b]),
+                    [(s, s.words[b]) for s in scored],
+                    None if heads is None else heads[b],
+                )
+        self._add_faithfulness(rows, ablations)
+        return rows.tables()
+
+    def _examples(self, chunk: pa.Table) -> list[_Example]:
         encoded = encode(
             self.loaded.tokenizer,
             chunk.column("text").to_pylist(),
@@ -198,128 +274,119 @@ class _Evaluator:
             chunk.column("ends").to_pylist(),
             self.spec.max_length,
         )
-        rows = _Rows()
-        faithful: list[tuple[int, int, set[int]]] = []  # (outcome row, example row, top-k words)
-        confidence = np.zeros(len(ids))
-        predicted_class = np.zeros(len(ids), dtype=np.int64)
-        for members in bucketed([len(e.input_ids) for e in encoded], self.spec.batch_size):
-            batch = collate(encoded, members, self.pad_id)
-            with torch.inference_mode():
-                out = self.model(
-                    input_ids=batch.input_ids,
-                    attention_mask=batch.attention_mask,
-                    output_attentions=self.needs_attentions,
-                )
-            probabilities = out.logits.softmax(
-                dim=-1
-            ).clone()  # (batch, 2); clone: leave inference mode
-            attentions = tuple(a.clone() for a in out.attentions) if self.needs_attentions else None
-            predicted = probabilities.argmax(dim=-1)
-            ctx = Context(
-                model=self.model,
-                batch=batch,
-                example_ids=[ids[r] for r in members],
-                attentions=attentions,
-                predicted=predicted,
-                to_words=token_to_word_matrix(batch.word_of_token, batch.words),
-                seed=self.spec.seed,
-                ig_steps=self.spec.ig_steps,
-            )
-            with torch.inference_mode(not any(m.needs_gradients for m in self.methods)):
-                scored = {
-                    m.name: m.scores(ctx).detach().numpy() for m in self.methods
-                }  # (batch, L or 1, words)
-            heads = (
-                (cls_rows(attentions) @ ctx.to_words.unsqueeze(1)).numpy() if attentions else None
-            )  # (batch, L, H, words)
-            for b, r in enumerate(members):
-                seen = encoded[r].seen_words
-                rationale = rationales[r]
-                scorable = bool(labels[r] and rationale and max(rationale) < seen)
-                confidence[r] = float(probabilities[b].max())
-                predicted_class[r] = int(predicted[b])
-                rows.add(
-                    "predictions",
-                    run=self.run_id,
-                    example=ids[r],
-                    label=labels[r],
-                    prob=float(probabilities[b, 1]),
-                    pred=bool(predicted[b]),
-                    confidence=confidence[r],
-                    seen_words=seen,
-                    scorable=scorable,
-                )
-                vectors, keys = [], []
-                for method in self.methods:
-                    for layer in self._method_layers(method.layered):
-                        vector = scored[method.name][b, layer - 1 if method.layered else 0, :seen]
-                        rows.add(
-                            "scores",
-                            run=self.run_id,
-                            example=ids[r],
-                            method=method.name,
-                            layer=layer,
-                            scores=vector.tolist(),
-                        )
-                        vectors.append(vector)
-                        keys.append((method, layer))
-                if scorable and heads is not None:
-                    cls = heads[b, :, :, :seen]  # (layers, heads, words)
-                    grid = cls[:, :, rationale].sum(-1) / np.maximum(cls.sum(-1), 1e-12)
-                    rows.add(
-                        "heads",
-                        run=self.run_id,
-                        example=ids[r],
-                        grid=grid.ravel().tolist(),
-                        last=cls[-1].ravel().tolist(),
-                    )
-                results = plausibility_batch(rationale, np.stack(vectors)) if scorable else None
-                for index, ((method, layer), vector) in enumerate(zip(keys, vectors, strict=True)):
-                    metrics = {name: None for name in (*PLAUSIBILITY_METRICS, *FAITHFULNESS)}
-                    if results is not None:
-                        metrics |= {
-                            name: getattr(results[index], name) for name in PLAUSIBILITY_METRICS
-                        }
-                    rows.add(
-                        "outcomes",
-                        run=self.run_id,
-                        method=method.name,
-                        layer=layer,
-                        example=ids[r],
-                        label=labels[r],
-                        pred=bool(predicted[b]),
-                        confidence=confidence[r],
-                        kind=kinds[r],
-                        rationale_size=len(rationale),
-                        seen_words=seen,
-                        scorable=scorable,
-                        **metrics,
-                    )
-                    last_layer = layer == self._method_layers(method.layered)[-1]
-                    if scorable and self.spec.faithfulness and last_layer:
-                        top = set(rank_words(vector)[: len(rationale)].tolist())
-                        faithful.append((len(rows.outcomes["run"]) - 1, r, top))
-        if faithful:
-            self._add_faithfulness(rows, encoded, faithful, confidence, predicted_class)
-        return {
-            name: _table(getattr(rows, name))
-            for name in ("predictions", "scores", "heads", "outcomes")
-            if getattr(rows, name)
-        }
+        columns = [chunk.column(name).to_pylist() for name in ("id", "label", "rationale", "kind")]
+        return [_Example(*values, e) for *values, e in zip(*columns, encoded, strict=True)]
 
-    def _add_faithfulness(
-        self, rows: _Rows, encoded, faithful, confidence, predicted_class
-    ) -> None:
-        """p(pred | x) minus p(pred | x without its top-k words) and p(pred | only those words)."""
+    def _forward(self, batch: Batch) -> _Forward:
+        with torch.inference_mode():
+            out = self.model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                output_attentions=self.needs_attentions,
+            )
+        # Clones leave inference mode, so gradient methods may use them.
+        probabilities = out.logits.softmax(dim=-1).clone()
+        attentions = tuple(a.clone() for a in out.attentions) if self.needs_attentions else None
+        return _Forward(probabilities, probabilities.argmax(dim=-1), attentions)
+
+    def _attribute(
+        self, batch: Batch, forward: _Forward, matrix: torch.Tensor, ids: list[str]
+    ) -> list[_Scored]:
+        """Every method's word scores at every stored layer, for the whole batch."""
+        inputs = Inputs(self.model, batch, ids, forward.attentions, target=forward.predicted)
+        scored = []
+        for method in self.methods:
+            words = word_scores(method, inputs, matrix, "sum").numpy()  # (batch, layers|1, words)
+            layers = self.layers if method.layered else [0]
+            for layer in layers:
+                index = layer - 1 if method.layered else 0
+                scored.append(_Scored(method.name, layer, words[:, index], layer == layers[-1]))
+        return scored
+
+    def _add_rows(
+        self,
+        rows: _Rows,
+        example: _Example,
+        probabilities: torch.Tensor,
+        predicted: int,
+        scored: list[tuple[_Scored, np.ndarray]],
+        heads: np.ndarray | None,
+    ) -> list[_Ablation]:
+        """One example's prediction, scores, head grid and outcomes; returns what awaits ablation."""
+        seen, scorable, rationale = example.encoded.seen_words, example.scorable, example.rationale
+        confidence = float(probabilities.max())
+        rows.add(
+            "predictions",
+            run=self.run_id,
+            example=example.id,
+            label=example.label,
+            prob=float(probabilities[1]),
+            pred=bool(predicted),
+            confidence=confidence,
+            seen_words=seen,
+            scorable=scorable,
+        )
+        vectors = [words[:seen] for _, words in scored]
+        for (s, _), vector in zip(scored, vectors, strict=True):
+            rows.add(
+                "scores",
+                run=self.run_id,
+                example=example.id,
+                method=s.method,
+                layer=s.layer,
+                scores=vector.tolist(),
+            )
+        if scorable and heads is not None:
+            cls = heads[:, :, :seen]  # (layers, heads, words)
+            grid = cls[:, :, rationale].sum(-1) / np.maximum(cls.sum(-1), 1e-12)
+            rows.add(
+                "heads",
+                run=self.run_id,
+                example=example.id,
+                grid=grid.ravel().tolist(),
+                last=cls[-1].ravel().tolist(),
+            )
+        results = (
+            plausibility_batch(rationale, np.stack(vectors)) if scorable else [None] * len(vectors)
+        )
+        ablations = []
+        for (s, _), vector, result in zip(scored, vectors, results, strict=True):
+            metrics = dict.fromkeys(METRIC_NAMES)
+            if result is not None:
+                metrics |= {name: getattr(result, name) for name in PLAUSIBILITY}
+            row = rows.add(
+                "outcomes",
+                run=self.run_id,
+                method=s.method,
+                layer=s.layer,
+                example=example.id,
+                label=example.label,
+                pred=bool(predicted),
+                confidence=confidence,
+                kind=example.kind,
+                rationale_size=len(rationale),
+                seen_words=seen,
+                scorable=scorable,
+                **metrics,
+            )
+            if scorable and self.spec.faithfulness and s.last:
+                top = set(rank_words(vector)[: len(rationale)].tolist())
+                ablations.append(_Ablation(row, example, predicted, confidence, top))
+        return ablations
+
+    def _add_faithfulness(self, rows: _Rows, ablations: list[_Ablation]) -> None:
+        """Comprehensiveness and sufficiency of each waiting row, from batched ablation passes."""
+        if not ablations:
+            return
         sequences, classes = [], []
-        for _, r, top in faithful:
-            without, only = without_and_only(encoded[r], top)
-            sequences += [without, only]
-            classes += [int(predicted_class[r])] * 2
+        for a in ablations:
+            sequences += without_and_only(a.example.encoded, a.top)
+            classes += [a.predicted, a.predicted]
         p = class_probabilities(self.model, sequences, classes, self.pad_id, self.spec.batch_size)
-        for i, (row, r, _) in enumerate(faithful):
-            rows.outcomes["comprehensiveness"][row] = float(confidence[r] - p[2 * i])
-            rows.outcomes["sufficiency"][row] = float(confidence[r] - p[2 * i + 1])
+        for i, a in enumerate(ablations):
+            result = faithfulness(a.p_full, float(p[2 * i]), float(p[2 * i + 1]))
+            for name in FAITHFULNESS:
+                rows.outcomes[name][a.row] = getattr(result, name)
 
 
 def _table(columns: dict[str, list]) -> pa.Table:

@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = [
-    "PLAUSIBILITY_METRICS",
     "Classification",
     "Estimate",
     "Faithfulness",
@@ -41,9 +40,6 @@ class Plausibility:
     jaccard50: bool  # jaccard >= 0.5
     token_f1: float  # ERASER token F1 of the top-k words against R
     auprc: float  # average precision of the scores against 1[word in R] (as sklearn computes it)
-
-
-PLAUSIBILITY_METRICS: tuple[str, ...] = tuple(f.name for f in fields(Plausibility))
 
 
 @dataclass(frozen=True, slots=True)

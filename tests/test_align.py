@@ -1,24 +1,22 @@
-"""Words to subwords by character offsets, with the real minilm tokenizer: known answers."""
+"""Words to subwords by character offsets, with the real minilm tokenizer: known answers.
+
+Only the tokenizer is loaded (a fraction of a second), so these run in the fast loop; the check
+over the whole released file is slow.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from engine.align import NO_WORD, Encoded, encode, word_of_offset
 from engine.corpus import PLACEHOLDERS, tokenize_words
-
-pytestmark = pytest.mark.slow
-
-RELEASED = Path("/work/shared/aesw-rationales/deleted.jsonl.gz")
+from engine.models import DEFAULT_MODEL, load_tokenizer
+from engine.study import default_data_dir
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from engine.models import load_model
-
-    return load_model("minilm").tokenizer
+    return load_tokenizer(DEFAULT_MODEL)
 
 
 def aligned(tokenizer, text: str, max_length: int = 128) -> tuple[list[str], Encoded]:
@@ -133,13 +131,18 @@ def test_a_re_split_token_still_respects_max_length(tokenizer) -> None:
     assert encoded.truncated and encoded.seen_words == 2
 
 
+@pytest.mark.slow
 def test_every_released_word_gets_a_token_inside_its_own_span(tokenizer) -> None:
-    if not RELEASED.is_file():
-        pytest.skip(f"{RELEASED} is not here")
+    data = default_data_dir()
+    released = data / "deleted.jsonl.gz" if data else None
+    if released is None or not released.is_file():
+        pytest.skip(
+            "the released rationales (shared/aesw-rationales) are not beside the repository"
+        )
     from engine.released import Skipped, read_released
     from engine.sources import open_source
 
-    with open_source(RELEASED) as source:
+    with open_source(released) as source:
         examples = list(read_released(source, "deleted", Skipped()))
     assert len(examples) > 4000
     no_token, outside = [], []

@@ -1,7 +1,9 @@
 """Rationale methods: shared tests that every registered method must pass, then known answers.
 
 The shared tests run on a tiny random BERT (2 layers, 2 heads, 16 dimensions) built in memory,
-so every method, integrated gradients included, runs in milliseconds.
+so every method, integrated gradients included, runs in milliseconds. Word scores are taken
+the way the evaluator takes them: ``word_scores`` (signed token scores, magnitudes where the
+method says so, then one mapping to words).
 """
 
 from __future__ import annotations
@@ -11,17 +13,22 @@ import torch
 
 from engine.align import NO_WORD, Encoded
 from engine.attribution import (
+    AGGREGATIONS,
     METHODS,
-    AttentionMax,
-    Context,
-    IntegratedGradients,
-    Rollout,
-    _embedding_gradients,
+    Attribution,
+    Inputs,
     cls_rows,
+    to_words,
     token_to_word_matrix,
+    word_scores,
 )
-from engine.attribution import Attention as AttentionMean
+from engine.attribution.attention import Attention as AttentionMean
+from engine.attribution.attention import AttentionMax, Rollout
+from engine.attribution.baseline import RandomRanking
+from engine.attribution.gradient import IntegratedGradients, embedding_gradients
 from engine.batching import Batch, collate
+from engine.specs import EvalSpec
+from engine.vocabulary import METHODS as METHOD_INFOS
 
 CLS, SEP, PAD = 1, 2, 0
 LAYERS, HEADS = 2, 2
@@ -56,81 +63,83 @@ SENTENCES = {
 }
 
 
-def context(
-    model: torch.nn.Module,
-    ids: list[str],
-    *,
-    pad_to: int | None = None,
-    seed: int = 0,
-    ig_steps: int = 16,
-) -> Context:
-    """The context evaluate builds: one forward pass with attentions, predicted class."""
+def inputs_for(
+    model: torch.nn.Module, ids: list[str], *, pad_to: int | None = None, target: int | None = None
+) -> Inputs:
+    """What evaluate builds: one forward pass with attentions; the predicted class explained."""
     encoded = [SENTENCES[i] for i in ids]
     batch = collate(encoded, list(range(len(ids))), PAD, pad_to)
     with torch.inference_mode():
         out = model(
             input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_attentions=True
         )
-    return Context(
+    predicted = out.logits.argmax(dim=-1).clone()
+    return Inputs(
         model=model,
         batch=batch,
         example_ids=ids,
         attentions=tuple(a.clone() for a in out.attentions),
-        predicted=out.logits.argmax(dim=-1).clone(),
-        to_words=token_to_word_matrix(batch.word_of_token, batch.words),
-        seed=seed,
-        ig_steps=ig_steps,
+        target=predicted if target is None else torch.full_like(predicted, target),
     )
 
 
-def scores(method, ctx: Context) -> torch.Tensor:
-    with torch.inference_mode(not method.needs_gradients):
-        return method.scores(ctx).detach().clone()
+def scores(method: Attribution, inputs: Inputs, aggregation: str = "sum") -> torch.Tensor:
+    """(batch, layers or 1, words), as the evaluator stores them."""
+    matrix = token_to_word_matrix(inputs.batch.word_of_token, inputs.batch.words)
+    return word_scores(method, inputs, matrix, aggregation).clone()
 
 
-def word_scores(method, ctx: Context, row: int, example: str) -> torch.Tensor:
+def example_scores(method: Attribution, inputs: Inputs, row: int, example: str) -> torch.Tensor:
     """(layers or 1, words of that example)"""
-    return scores(method, ctx)[row, :, : SENTENCES[example].seen_words]
+    return scores(method, inputs)[row, :, : SENTENCES[example].seen_words]
 
 
-every_method = pytest.mark.parametrize("method", list(METHODS.values()), ids=list(METHODS))
+SPEC = EvalSpec(corpus="test", ig_steps=16, seed=0)
+every_method = pytest.mark.parametrize(
+    "method", [cls.from_spec(SPEC) for cls in METHODS.values()], ids=list(METHODS)
+)
 
 
 # --- shared tests: every registered method -----------------------------------------------------
 
 
-def test_the_registry_names_every_method_by_its_own_name() -> None:
-    assert set(METHODS) >= {
-        "attention", "rollout", "grad", "grad_x_input", "integrated_gradients", "random",
-    }  # fmt: skip
+def test_the_registry_holds_exactly_the_vocabulary_methods_in_its_order() -> None:
+    assert tuple(METHODS) == tuple(info.name for info in METHOD_INFOS)
     assert all(name == method.name for name, method in METHODS.items())
 
 
+@pytest.mark.parametrize("info", METHOD_INFOS, ids=[info.name for info in METHOD_INFOS])
+def test_each_method_sits_in_the_family_the_vocabulary_gives_it(info) -> None:
+    assert METHODS[info.name].family == info.family
+
+
 @every_method
-def test_scores_are_batch_by_layers_by_words(model, method) -> None:
-    ctx = context(model, ["a", "b", "c"])
-    result = scores(method, ctx)
+def test_raw_scores_are_per_token_or_per_word_and_per_layer_when_layered(model, method) -> None:
+    inputs = inputs_for(model, ["a", "b", "c"])
+    with torch.inference_mode(not method.needs_gradients):
+        raw = method.attribute(inputs)
+    width = inputs.batch.words if method.per_word else inputs.batch.input_ids.shape[1]
+    assert raw.shape == (3, LAYERS if method.layered else 1, width)
+
+
+@every_method
+def test_word_scores_are_batch_by_layers_by_words_and_finite(model, method) -> None:
+    result = scores(method, inputs_for(model, ["a", "b", "c"]))
     assert result.shape == (3, LAYERS if method.layered else 1, 6)
-
-
-@every_method
-def test_scores_are_finite_and_non_negative(model, method) -> None:
-    result = scores(method, context(model, ["a", "b", "c"]))
     assert torch.isfinite(result).all()
-    assert (result >= 0).all()  # every method ranks by a magnitude (or a uniform draw)
 
 
 @every_method
 def test_padding_the_batch_wider_leaves_word_scores_unchanged(model, method) -> None:
-    narrow = word_scores(method, context(model, ["b"]), 0, "b")
-    wide = word_scores(method, context(model, ["b"], pad_to=20), 0, "b")
+    narrow = example_scores(method, inputs_for(model, ["b"]), 0, "b")
+    wide = example_scores(method, inputs_for(model, ["b"], pad_to=20), 0, "b")
     torch.testing.assert_close(wide, narrow, rtol=1e-4, atol=1e-6)
 
 
 @every_method
 def test_word_scores_do_not_depend_on_the_rest_of_the_batch(model, method) -> None:
-    alone = word_scores(method, context(model, ["a"]), 0, "a")
-    together = word_scores(method, context(model, ["c", "b", "a"]), 2, "a")
+    alone = example_scores(method, inputs_for(model, ["a"]), 0, "a")
+    together = example_scores(method, inputs_for(model, ["c", "b", "a"]), 2, "a")
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-6)
 
 
@@ -139,41 +148,30 @@ def test_words_past_an_example_end_score_zero(model, method) -> None:
     # "b" has 2 words in a batch 6 words wide: its last 4 columns have no tokens.
     if method.name == "random":
         pytest.skip("random draws a score for every column; evaluate keeps only the seen words")
-    result = scores(method, context(model, ["b", "c"]))
+    result = scores(method, inputs_for(model, ["b", "c"]))
     assert (result[0, :, 2:] == 0).all()
 
 
 @every_method
-def test_special_tokens_contribute_nothing_to_any_word(model, method) -> None:
-    # Changing [SEP]'s own token column in to_words cannot happen: its row is all zero.
-    ctx = context(model, ["a"])
-    special = ctx.batch.word_of_token[0] == NO_WORD
-    assert special.tolist() == [True] + [False] * 7 + [True]
-    assert (ctx.to_words[0, special] == 0).all()
-    if method.needs_attentions:
-        # Moving all of [CLS]'s attention mass onto the specials makes every word score 0.
-        only_specials = tuple(torch.zeros_like(a) for a in ctx.attentions)
-        for a in only_specials:
-            a[..., 0] = 1.0
-        ctx.attentions = only_specials
-        assert (scores(method, ctx) == 0).all()
+def test_attention_all_on_special_tokens_gives_every_word_zero(model, method) -> None:
+    if not method.needs_attentions or method.needs_gradients:
+        pytest.skip("reads no attention, or also gradients through the model")
+    inputs = inputs_for(model, ["a"])
+    only_specials = tuple(torch.zeros_like(a) for a in inputs.attentions)
+    for a in only_specials:
+        a[..., 0] = 1.0  # every row puts all its mass on [CLS]
+    inputs.attentions = only_specials
+    assert (scores(method, inputs) == 0).all()
 
 
 # --- known answers -----------------------------------------------------------------------------
 
 
-def hand_context(attentions: tuple[torch.Tensor, ...], word_of_token: list[int]) -> Context:
+def hand_inputs(attentions: tuple[torch.Tensor, ...], word_of_token: list[int]) -> Inputs:
     words = max(word_of_token) + 1
     of_token = torch.tensor([word_of_token])
     batch = Batch([0], torch.zeros_like(of_token), torch.ones_like(of_token), of_token, words)
-    return Context(
-        model=torch.nn.Identity(),
-        batch=batch,
-        example_ids=["x"],
-        attentions=attentions,
-        predicted=torch.tensor([1]),
-        to_words=token_to_word_matrix(of_token, words),
-    )
+    return Inputs(torch.nn.Identity(), batch, ["x"], attentions, target=torch.tensor([1]))
 
 
 def test_token_to_word_matrix_sums_subword_scores_into_words() -> None:
@@ -188,6 +186,45 @@ def test_token_to_word_matrix_sums_subword_scores_into_words() -> None:
     torch.testing.assert_close(token_scores @ matrix, torch.tensor([[[0.3, 0.3, 7.0]]]))
 
 
+@pytest.mark.parametrize(
+    ("aggregation", "expected"),
+    [
+        # words: 0 = tokens 1, 2 (0.5, -1.5); 1 = token 3 (0.25); 2 = tokens 4..6 (1, -2, 4);
+        # word 3 has no token (past this example's end). Specials carry 9 and must not count.
+        ("sum", [-1.0, 0.25, 3.0, 0.0]),
+        ("mean", [-0.5, 0.25, 1.0, 0.0]),
+        ("max", [0.5, 0.25, 4.0, 0.0]),
+    ],
+)
+def test_subword_scores_become_word_scores_by_sum_mean_or_max(aggregation, expected) -> None:
+    of_token = torch.tensor([[NO_WORD, 0, 0, 1, 2, 2, 2, NO_WORD, NO_WORD]])
+    matrix = token_to_word_matrix(of_token, 4)
+    token_scores = torch.tensor([[[9.0, 0.5, -1.5, 0.25, 1.0, -2.0, 4.0, 9.0, 9.0]]])
+    result = to_words(token_scores, matrix, aggregation)
+    torch.testing.assert_close(result, torch.tensor([[expected]]))
+    assert aggregation in AGGREGATIONS
+
+
+def test_an_unknown_aggregation_is_refused() -> None:
+    with pytest.raises(ValueError, match="median"):
+        to_words(torch.zeros(1, 1, 2), torch.zeros(1, 2, 1), "median")
+
+
+def test_magnitudes_are_taken_per_token_before_summing_into_words(model) -> None:
+    # grad_x_input and integrated gradients rank by |token score|: -1 and +1 on one word's two
+    # subwords give that word 2, not 0.
+    class Signed(Attribution):
+        name = "signed"
+        family = "gradient"
+        magnitude = True
+
+        def attribute(self, inputs: Inputs) -> torch.Tensor:
+            return torch.tensor([[[0.0, -1.0, 1.0, 0.0]]])
+
+    inputs = hand_inputs((), [NO_WORD, 0, 0, NO_WORD])
+    torch.testing.assert_close(scores(Signed(), inputs), torch.tensor([[[2.0]]]))
+
+
 def test_cls_rows_take_row_zero_of_every_layer_and_head() -> None:
     layer = torch.arange(2 * 2 * 3 * 3, dtype=torch.float32).view(2, 2, 3, 3)
     rows = cls_rows((layer, layer + 100))
@@ -199,13 +236,13 @@ def test_attention_means_heads_and_attention_max_takes_the_sharpest_head_per_tok
     layer = torch.zeros(1, 2, 3, 3)  # (batch, heads, tokens, tokens); [CLS] rows below
     layer[0, 0, 0] = torch.tensor([0.1, 0.7, 0.2])
     layer[0, 1, 0] = torch.tensor([0.5, 0.1, 0.4])
-    separate = hand_context((layer,), [NO_WORD, 0, 1])
-    torch.testing.assert_close(AttentionMean().scores(separate), torch.tensor([[[0.4, 0.3]]]))
-    torch.testing.assert_close(AttentionMax().scores(separate), torch.tensor([[[0.7, 0.4]]]))
+    separate = hand_inputs((layer,), [NO_WORD, 0, 1])
+    torch.testing.assert_close(scores(AttentionMean(), separate), torch.tensor([[[0.4, 0.3]]]))
+    torch.testing.assert_close(scores(AttentionMax(), separate), torch.tensor([[[0.7, 0.4]]]))
     # One word of two tokens: max is taken per token, then summed (0.7 + 0.4), not per word.
-    joined = hand_context((layer,), [NO_WORD, 0, 0])
-    torch.testing.assert_close(AttentionMean().scores(joined), torch.tensor([[[0.7]]]))
-    torch.testing.assert_close(AttentionMax().scores(joined), torch.tensor([[[1.1]]]))
+    joined = hand_inputs((layer,), [NO_WORD, 0, 0])
+    torch.testing.assert_close(scores(AttentionMean(), joined), torch.tensor([[[0.7]]]))
+    torch.testing.assert_close(scores(AttentionMax(), joined), torch.tensor([[[1.1]]]))
 
 
 def test_rollout_of_two_hand_made_layers() -> None:
@@ -217,32 +254,32 @@ def test_rollout_of_two_hand_made_layers() -> None:
     # Tokens 1 and 2 are words 0 and 1; [CLS] (token 0) belongs to no word.
     a1 = torch.tensor([[0.2, 0.6, 0.2], [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]])
     a2 = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
-    ctx = hand_context((a1.view(1, 1, 3, 3), a2.view(1, 1, 3, 3)), [NO_WORD, 0, 1])
+    ctx = hand_inputs((a1.view(1, 1, 3, 3), a2.view(1, 1, 3, 3)), [NO_WORD, 0, 1])
     expected = torch.tensor([[[0.3, 0.1], [0.525, 0.05]]])  # (batch, layers, words)
-    torch.testing.assert_close(Rollout().scores(ctx), expected)
+    torch.testing.assert_close(scores(Rollout(), ctx), expected)
 
 
 def test_rollout_averages_heads_before_mixing_in_the_identity() -> None:
     # Heads [[0 1] [1 0]] and [[1 0] [0 1]] average to [[.5 .5] [.5 .5]];
     # A^ = .5 mean + .5 I = [[.75 .25] [.25 .75]]: word 0 (token 1) gets .25.
     heads = torch.tensor([[[0.0, 1.0], [1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]]).unsqueeze(0)
-    ctx = hand_context((heads,), [NO_WORD, 0])
-    torch.testing.assert_close(Rollout().scores(ctx), torch.tensor([[[0.25]]]))
+    ctx = hand_inputs((heads,), [NO_WORD, 0])
+    torch.testing.assert_close(scores(Rollout(), ctx), torch.tensor([[[0.25]]]))
 
 
 def test_rollout_renormalises_rows_that_do_not_sum_to_one() -> None:
     # A = [[1 1] [0 2]]: A^ = .5 A + .5 I = [[1 .5] [0 1.5]] -> rows / sums = [[2/3 1/3] [0 1]].
     doubled = torch.tensor([[1.0, 1.0], [0.0, 2.0]]).view(1, 1, 2, 2)
-    ctx = hand_context((doubled,), [NO_WORD, 0])
-    torch.testing.assert_close(Rollout().scores(ctx), torch.tensor([[[1 / 3]]]))
+    ctx = hand_inputs((doubled,), [NO_WORD, 0])
+    torch.testing.assert_close(scores(Rollout(), ctx), torch.tensor([[[1 / 3]]]))
 
 
 def test_random_is_the_same_per_seed_and_example_id_whatever_the_batch(model) -> None:
-    method = METHODS["random"]
-    first = word_scores(method, context(model, ["a"]), 0, "a")
-    again = word_scores(method, context(model, ["c", "a"]), 1, "a")
-    other_seed = word_scores(method, context(model, ["a"], seed=1), 0, "a")
-    other_example = word_scores(method, context(model, ["b"]), 0, "b")
+    method = RandomRanking(seed=0)
+    first = example_scores(method, inputs_for(model, ["a"]), 0, "a")
+    again = example_scores(method, inputs_for(model, ["c", "a"]), 1, "a")
+    other_seed = example_scores(RandomRanking(seed=1), inputs_for(model, ["a"]), 0, "a")
+    other_example = example_scores(method, inputs_for(model, ["b"]), 0, "b")
     torch.testing.assert_close(again, first)
     assert not torch.equal(other_seed, first)
     assert not torch.equal(other_example, first[:, :2])
@@ -256,13 +293,13 @@ def predicted_logit(model, embeddings: torch.Tensor, mask: torch.Tensor, label: 
     return model(inputs_embeds=embeddings, attention_mask=mask).logits[0, label]
 
 
-def one_by_one_gradients(model, ctx: Context) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per example, on its own: (gradient, embeddings) of the predicted logit, unpadded."""
+def one_by_one_gradients(model, inputs: Inputs) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per example, on its own: (gradient, embeddings) of the target logit, unpadded."""
     results = []
-    for row, example in enumerate(ctx.example_ids):
+    for row, example in enumerate(inputs.example_ids):
         ids = torch.tensor([SENTENCES[example].input_ids])
         embeddings = model.get_input_embeddings()(ids).detach().requires_grad_(True)
-        logit = predicted_logit(model, embeddings, torch.ones_like(ids), int(ctx.predicted[row]))
+        logit = predicted_logit(model, embeddings, torch.ones_like(ids), int(inputs.target[row]))
         (gradient,) = torch.autograd.grad(logit, embeddings)
         results.append((gradient[0], embeddings[0].detach()))
     return results
@@ -274,12 +311,13 @@ def summed_into_words(token_scores: torch.Tensor, example: str) -> torch.Tensor:
     return token_scores @ matrix
 
 
-def test_grad_and_grad_x_input_match_autograd_run_on_each_example_alone(model) -> None:
-    ctx = context(model, ["a", "b", "c"])
-    grad = scores(METHODS["grad"], ctx)
-    grad_x_input = scores(METHODS["grad_x_input"], ctx)
-    for row, (gradient, embeddings) in enumerate(one_by_one_gradients(model, ctx)):
-        example = ctx.example_ids[row]
+@pytest.mark.parametrize("target", [None, 0, 1], ids=["predicted", "class 0", "class 1"])
+def test_grad_and_grad_x_input_match_autograd_run_on_each_example_alone(model, target) -> None:
+    inputs = inputs_for(model, ["a", "b", "c"], target=target)
+    grad = scores(METHODS["grad"](), inputs)
+    grad_x_input = scores(METHODS["grad_x_input"](), inputs)
+    for row, (gradient, embeddings) in enumerate(one_by_one_gradients(model, inputs)):
+        example = inputs.example_ids[row]
         words = SENTENCES[example].seen_words
         expected_grad = summed_into_words(gradient.norm(dim=-1), example)
         expected_gxi = summed_into_words((gradient * embeddings).sum(-1).abs(), example)
@@ -287,15 +325,23 @@ def test_grad_and_grad_x_input_match_autograd_run_on_each_example_alone(model) -
         torch.testing.assert_close(grad_x_input[row, 0, :words], expected_gxi, rtol=1e-4, atol=1e-7)
 
 
+def test_gradients_explain_the_target_class_not_the_prediction(model) -> None:
+    # Two classes, two logits: their gradients differ, so the target must be the one asked for.
+    first = scores(METHODS["grad"](), inputs_for(model, ["a"], target=0))
+    second = scores(METHODS["grad"](), inputs_for(model, ["a"], target=1))
+    assert not torch.allclose(first, second)
+
+
 def test_grad_x_input_matches_a_finite_difference_along_each_token(model) -> None:
     # d/de f(x + e * x_t) at e = 0 is grad_t . x_t; central differences in float64.
-    ctx = context(model, ["a"])
-    method_scores = scores(METHODS["grad_x_input"], ctx)[0, 0]
+    inputs = inputs_for(model, ["a"])
+    with torch.no_grad():
+        signed = METHODS["grad_x_input"]().attribute(inputs)[0, 0]  # (tokens,)
     double = type(model)(model.config).double().eval()
     double.load_state_dict(model.state_dict())
     ids = torch.tensor([SENTENCES["a"].input_ids])
     embeddings = double.get_input_embeddings()(ids).detach()
-    mask, label, step = torch.ones_like(ids), int(ctx.predicted[0]), 1e-4
+    mask, label, step = torch.ones_like(ids), int(inputs.target[0]), 1e-4
     per_token = []
     with torch.no_grad():
         for t in range(ids.shape[1]):
@@ -303,46 +349,48 @@ def test_grad_x_input_matches_a_finite_difference_along_each_token(model) -> Non
             direction[0, t] = embeddings[0, t]
             plus = predicted_logit(double, embeddings + step * direction, mask, label)
             minus = predicted_logit(double, embeddings - step * direction, mask, label)
-            per_token.append(((plus - minus) / (2 * step)).abs())
-    expected = summed_into_words(torch.stack(per_token).float(), "a")
-    torch.testing.assert_close(method_scores[:4], expected, rtol=1e-3, atol=1e-6)
+            per_token.append((plus - minus) / (2 * step))
+    torch.testing.assert_close(signed, torch.stack(per_token).float(), rtol=1e-3, atol=1e-6)
 
 
-def signed_integrated_gradients(model, ctx: Context, steps: int) -> torch.Tensor:
-    """The signed per-token attribution, rebuilt from the method's own pieces (batch, tokens)."""
-    embeddings = model.get_input_embeddings()(ctx.batch.input_ids).detach()
+def path_integral(model, inputs: Inputs, steps: int):
+    """Signed IG per token, step by step with the shared gradient helper: (batch, tokens)."""
+    embeddings = model.get_input_embeddings()(inputs.batch.input_ids).detach()
     pad = model.get_input_embeddings().weight[PAD].detach()
-    on_words = (ctx.batch.word_of_token >= 0).unsqueeze(-1)
+    on_words = (inputs.batch.word_of_token >= 0).unsqueeze(-1)
     baseline = torch.where(on_words, pad.expand_as(embeddings), embeddings)
     total = torch.zeros_like(embeddings)
     for alpha in (torch.arange(steps, dtype=torch.float32) + 0.5) / steps:
-        total += _embedding_gradients(ctx, baseline + alpha * (embeddings - baseline))
+        total += embedding_gradients(inputs, baseline + alpha * (embeddings - baseline))
     return ((embeddings - baseline) * total / steps).sum(-1), embeddings, baseline
 
 
-def test_integrated_gradients_are_the_absolute_per_word_sums_of_the_signed_attribution(
-    model,
-) -> None:
-    ctx = context(model, ["a", "b"], ig_steps=8)
-    signed, _, _ = signed_integrated_gradients(model, ctx, 8)
-    # The method sums dimensions per token, takes |.| per token, then sums tokens into words.
-    expected = signed.abs().unsqueeze(1) @ ctx.to_words
-    torch.testing.assert_close(scores(IntegratedGradients(), ctx), expected, rtol=1e-4, atol=1e-6)
+def test_integrated_gradients_batch_their_steps_into_the_step_by_step_integral(model) -> None:
+    inputs = inputs_for(model, ["a", "b"])
+    expected, _, _ = path_integral(model, inputs, 8)
+    signed = IntegratedGradients(steps=8).attribute(inputs).detach()  # (batch, 1, tokens)
+    torch.testing.assert_close(signed[:, 0], expected, rtol=1e-4, atol=1e-6)
+    # Stored word scores: |.| per token, then summed into words.
+    matrix = token_to_word_matrix(inputs.batch.word_of_token, inputs.batch.words)
+    torch.testing.assert_close(
+        scores(IntegratedGradients(steps=8), inputs), expected.abs().unsqueeze(1) @ matrix,
+        rtol=1e-4, atol=1e-6,
+    )  # fmt: skip
 
 
 def test_integrated_gradients_approach_completeness_with_more_steps(model) -> None:
-    # Completeness: sum of signed attributions = f(x) - f(baseline). The method stores |.| per
-    # token, so the signed sum is rebuilt in the test from the same pieces (path, gradients);
-    # the test above ties those pieces to the method's output. Midpoint sums converge as 1/steps^2.
+    # Completeness: the signed attributions sum to f(x) - f(baseline). Midpoint sums converge
+    # as 1/steps^2.
     errors = {}
     for steps in (2, 32):
-        ctx = context(model, ["a", "c"], ig_steps=steps)
-        signed, embeddings, baseline = signed_integrated_gradients(model, ctx, steps)
+        inputs = inputs_for(model, ["a", "c"])
+        signed = IntegratedGradients(steps=steps).attribute(inputs).detach()[:, 0]
+        _, embeddings, baseline = path_integral(model, inputs, 1)
         with torch.no_grad():
-            mask = ctx.batch.attention_mask
+            mask = inputs.batch.attention_mask
             full = model(inputs_embeds=embeddings, attention_mask=mask).logits
             empty = model(inputs_embeds=baseline, attention_mask=mask).logits
-        chosen = ctx.predicted.unsqueeze(1)
+        chosen = inputs.target.unsqueeze(1)
         delta = (full.gather(1, chosen) - empty.gather(1, chosen)).squeeze(1)
         errors[steps] = (signed.sum(-1) - delta).abs()
         scale = delta.abs().max().item()
@@ -350,7 +398,9 @@ def test_integrated_gradients_approach_completeness_with_more_steps(model) -> No
     assert (errors[32] <= 0.02 * scale + 1e-5).all(), (errors, scale)
 
 
-def test_the_registry_holds_exactly_the_methods_reports_name() -> None:
-    from engine.vocabulary import METHOD_NAMES
-
-    assert tuple(METHODS) == METHOD_NAMES
+def test_method_parameters_come_from_the_evaluation_spec() -> None:
+    spec = EvalSpec(corpus="c", ig_steps=5, seed=11)
+    assert IntegratedGradients.from_spec(spec).steps == 5
+    assert RandomRanking.from_spec(spec).seed == 11
+    with pytest.raises(ValueError, match="at least one step"):
+        IntegratedGradients(steps=0)

@@ -13,12 +13,14 @@ import engine.evaluate as evaluate_module
 from engine.errors import EditlensError
 from engine.evaluate import EvalSpec, evaluate, staging_dir
 from engine.ingest import ingest
-from engine.metrics import classification
-from engine.models import load_model
+from engine.metrics import classification, plausibility
+from engine.models import bundled_minilm, load_model
 from engine.store import Store, publish_run
+from engine.vocabulary import METRICS
 
 pytestmark = pytest.mark.slow
 
+PLAUSIBILITY = tuple(m.name for m in METRICS if m.family == "plausibility")
 CORPUS = "tiny"
 LONG_ID = "9.0"  # its only edit lies past the length cut
 MAX_LENGTH = 32
@@ -218,6 +220,37 @@ def test_a_rationale_word_past_the_length_cut_makes_the_example_unscorable(evalu
     assert lengths == [(seen,)]
 
 
+def test_every_stored_outcome_is_the_metrics_of_its_stored_scores(evaluated) -> None:
+    # The oracle: recompute each plausibility metric from the `scores` row and the example's
+    # rationale with engine.metrics, and compare with the `outcomes` row beside them.
+    db, run_id = evaluated
+    joined = rows(
+        db,
+        f"""SELECT o.method, o.layer, o.example, o.scorable, s.scores, e.rationale,
+                  {", ".join(f"o.{name}" for name in PLAUSIBILITY)},
+                  o.comprehensiveness IS NOT NULL
+           FROM outcomes o JOIN scores s USING (run, example, method, layer)
+           JOIN examples e ON e.id = o.example
+           WHERE o.run = ? ORDER BY ALL""",
+        run_id,
+    )
+    assert len(joined) == rows(db, "SELECT count(*) FROM outcomes WHERE run = ?", run_id)[0][0]
+    last_layer = {"attention": 6, "rollout": 6}
+    checked = 0
+    for method, layer, example, scorable, scores, rationale, *stored, faithful in joined:
+        key = (method, layer, example)
+        if not scorable:
+            assert stored == [None] * len(PLAUSIBILITY) and not faithful, key
+            continue
+        expected = plausibility(rationale, scores)
+        for name, value in zip(PLAUSIBILITY, stored, strict=True):
+            assert value == pytest.approx(getattr(expected, name), rel=1e-6), (key, name)
+        # Faithfulness is measured at each method's last layer only.
+        assert faithful == (layer == last_layer.get(method, 0)), key
+        checked += 1
+    assert checked == 24 * (6 + 6 + 3)
+
+
 # --- interruption, staging, publishing --------------------------------------------------------
 
 
@@ -261,17 +294,21 @@ def test_an_unmerged_run_stays_staged_until_published(fresh) -> None:
 # --- bad input ----------------------------------------------------------------------------------
 
 
-def no_weights(tmp_path: Path) -> str:
-    folder = tmp_path / "empty-model"
+def model_folder(tmp_path: Path, name: str) -> Path:
+    """A folder with a config and the bundled tokenizer: everything but usable weights."""
+    folder = tmp_path / name
     folder.mkdir()
-    (folder / "config.json").write_text("{}")
-    return str(folder)
+    (folder / "config.json").write_text('{"model_type": "bert"}')
+    shutil.copy(bundled_minilm() / "tokenizer.json", folder)
+    return folder
+
+
+def no_weights(tmp_path: Path) -> str:
+    return str(model_folder(tmp_path, "empty-model"))
 
 
 def pickle_only(tmp_path: Path) -> str:
-    folder = tmp_path / "pickled"
-    folder.mkdir()
-    (folder / "config.json").write_text('{"model_type": "bert"}')
+    folder = model_folder(tmp_path, "pickled")
     (folder / "pytorch_model.bin").write_bytes(b"")
     return str(folder)
 
@@ -282,7 +319,7 @@ BAD = {
     "pickle-only checkpoint": (lambda t: {"model": pickle_only(t)}, "pickle"),
     "corpus not in the store": (lambda t: {"corpus": "absent"}, "not in"),
     "split with no examples": (lambda t: {"split": "dev"}, "no examples"),
-    "layer zero": (lambda t: {"layers": (0,)}, "out of range"),
+    "layer zero": (lambda t: {"layers": (0,)}, "start at 1"),
     "layer past the last": (lambda t: {"layers": (6, 7)}, "out of range"),
     "unknown method": (lambda t: {"methods": ("attention", "telepathy")}, "telepathy"),
 }
