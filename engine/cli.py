@@ -212,8 +212,15 @@ def ingest(
 
 
 @app.command()
-def info(db: DbOption = Path(DEFAULT_DB)) -> None:
+def info(
+    db: DbOption = Path(DEFAULT_DB),
+    upgrade: Annotated[
+        bool, typer.Option("--upgrade", help="Bring an older store to this schema first (writes).")
+    ] = False,
+) -> None:
     """Show what the store holds."""
+    if upgrade and db.exists():
+        Store(db).close()  # opened for writing, an older store is upgraded in one transaction
     with Store(db, read_only=True) as store:
         corpora = store.corpora()
         runs = store.runs()

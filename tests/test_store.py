@@ -360,3 +360,62 @@ def test_pending_examples_see_chunks_written_between_pages_as_done(db: Path) -> 
             pages.append(page.column("id").to_pylist())
             store.write_chunk({"predictions": run_tables()["predictions"].slice(0, 1)})
     assert pages == [["1.1", "1.3"], ["1.4"]]
+
+
+# -- best method and layer ---------------------------------------------------------------------
+
+
+def store_with_summaries(db: Path, rows: list[tuple[str, int, float, float]]) -> None:
+    """One run whose 'all' summaries are (method, layer, top3, sufficiency), inserted in this
+    order (aggregates that keep the first row they meet would pick by insertion order)."""
+    with Store(db) as store:
+        store.record_run(make_run())
+    con = duckdb.connect(str(db))
+    for method, layer, top3, sufficiency in rows:
+        con.execute(
+            "INSERT INTO summaries (run, method, layer, population, n, top3, sufficiency) "
+            "VALUES (?, ?, ?, 'all', 10, ?, ?)",
+            [RUN_ID, method, layer, top3, sufficiency],
+        )
+    con.close()
+
+
+def test_the_best_method_and_layer_come_from_one_row_ties_going_to_vocabulary_order(
+    db: Path,
+) -> None:
+    store_with_summaries(
+        db, [("rollout", 2, 0.8, 0.0), ("attention", 5, 0.8, 0.0), ("attention", 3, 0.8, 0.0)]
+    )
+    with Store(db, read_only=True) as store:
+        best = store.run_overview().to_pylist()[0]
+    assert (best["best_method"], best["best_layer"], best["best_top3"]) == ("attention", 3, 0.8)
+
+
+def test_the_method_matrix_takes_the_lowest_sufficiency_and_the_lower_layer_on_ties(
+    db: Path,
+) -> None:
+    store_with_summaries(
+        db,
+        [("attention", 4, 0.5, 0.5), ("attention", 2, 0.5, 0.1), ("attention", 1, 0.25, 0.5)],
+    )
+    with Store(db, read_only=True) as store:
+        sufficiency = store.method_matrix("sufficiency").to_pylist()
+        top3 = store.method_matrix("top3").to_pylist()
+    assert [(r["method"], r["layer"], r["value"]) for r in sufficiency] == [("attention", 2, 0.1)]
+    assert [(r["method"], r["layer"], r["value"]) for r in top3] == [("attention", 2, 0.5)]
+
+
+def test_a_run_without_scorable_examples_still_lists_its_methods(tmp_path: Path, db: Path) -> None:
+    staging = tmp_path / "staging.duckdb"
+    tables = run_tables()
+    outcomes = tables["outcomes"]
+    tables["outcomes"] = outcomes.set_column(
+        outcomes.schema.get_field_index("scorable"), "scorable", pa.array([False] * 3)
+    )
+    with Store(staging) as store:
+        store.write_chunk(tables)
+        store.record_run(make_run())
+    with Store(db) as store:
+        store.merge_run(staging, RUN_ID)
+        assert store.summaries().num_rows == 0
+        assert store.run_methods(RUN_ID).to_pylist() == [{"method": "attention", "layer": 6}]
