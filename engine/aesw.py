@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from xml.parsers import expat
 
 from engine.corpus import (
@@ -16,12 +18,13 @@ from engine.corpus import (
     words_touching,
 )
 from engine.errors import InputError
-from engine.sources import Source
+from engine.sources import Source, open_source
 
-ROOT_TAG = "xml"
-_FIX = "expected AESW 2016 XML: an <xml> root holding <sentence sid=...> elements"
+_FIX = "expected AESW 2016 XML: <sentence sid=...> elements holding <del>/<ins> markup"
 _FIX_TOKEN = "save the file as UTF-8 (or declare its encoding) and escape & and < in text"
 _INVALID_TOKEN = expat.errors.codes[expat.errors.XML_ERROR_INVALID_TOKEN]
+_EDITS = ("del", "ins")
+_SENTENCE_START = re.compile(rb"<sentence[\s>/]")
 
 
 @dataclass
@@ -53,43 +56,61 @@ class _Markup:
 def read_aesw(source: Source, *, pairs: bool = False) -> Iterator[Example]:
     """Yield one Example per ``<sentence>`` in constant memory (elements are dropped once read).
 
+    Liberal in what files look like: ``<sentence>`` elements are read under any root and any
+    wrappers (AESW releases differ in theirs); only a file with no ``<sentence>`` is refused.
     With ``pairs``, each edited sentence is followed by its text after editing, labelled "no
     edit": a minimal pair, as the study built from its released deletions.
     """
-    parents: list[ET.Element] = []
+    wrappers: list[ET.Element] = []  # open elements around the current position
+    depth = 0  # how deep inside a <sentence> we are (0: outside any)
     index = 0
     try:
         for event, element in ET.iterparse(source.stream, events=("start", "end")):
             if event == "start":
-                if not parents and element.tag != ROOT_TAG:
-                    raise InputError(source.path, None, f"root element is <{element.tag}>", _FIX)
-                parents.append(element)
+                if depth:
+                    if element.tag == "sentence":
+                        raise _problem(source, index + 1, None, "has a <sentence> inside it")
+                    depth += 1
+                elif element.tag == "sentence":
+                    depth = 1
+                else:
+                    wrappers.append(element)
                 continue
-            parents.pop()
-            if element.tag == "sentence":
+            if depth:
+                depth -= 1
+                if depth:
+                    continue
                 index += 1
                 example, after = _example(source, element, index)
                 yield example
                 if pairs and example.label:
                     yield unedited(example.id + EDITED_SUFFIX, after)
-            if element.tag in ("sentence", "p") and parents:
-                parents[-1].remove(element)
+            else:
+                wrappers.pop()
+            if wrappers:  # read: drop it, so memory stays constant
+                wrappers[-1].remove(element)
     except ET.ParseError as error:
         line, column = error.position
         problem = f"not well-formed XML ({str(error).split(':')[0]}, column {column})"
         # expat reports bytes that are not UTF-8 as an "invalid token": say what usually fixes it.
         fix = _FIX_TOKEN if error.code == _INVALID_TOKEN else _FIX
         raise InputError(source.path, f"line {line}", problem, fix) from None
+    if not index:
+        raise InputError(source.path, None, "holds no <sentence> element", _FIX)
 
 
 def _example(source: Source, element: ET.Element, index: int) -> tuple[Example, str]:
     """The sentence before editing, with its rationale, and its text after editing."""
     sid = element.get("sid")
     if not sid:
-        raise InputError(source.path, f"sentence #{index}", "has no sid attribute", _FIX)
+        raise _problem(source, index, None, "has no sid attribute")
     markup = _Markup()
     markup.keep(element.text)
     for child in element:
+        nested = next((d for d in child.iter() if d is not child and d.tag in _EDITS), None)
+        if nested is not None:
+            problem = f"has <{nested.tag}> inside <{child.tag}>, which AESW markup never nests"
+            raise _problem(source, index, sid, problem)
         chunk = "".join(child.itertext())
         if child.tag == "del":
             markup.delete(chunk)
@@ -116,6 +137,27 @@ def _example(source: Source, element: ET.Element, index: int) -> tuple[Example, 
         kind=kind,
     )
     return example, markup.after
+
+
+def _problem(source: Source, index: int, sid: str | None, problem: str) -> InputError:
+    """An error naming the sentence's line, found by reading the file again (errors only: the
+    streaming parser does not say where an element starts)."""
+    line = _line_of(source.path, index)
+    where = (f"line {line} " if line else "") + (
+        f"(sentence {sid})" if sid else f"(sentence #{index})"
+    )
+    return InputError(source.path, where, problem, _FIX)
+
+
+def _line_of(path: Path, index: int) -> int | None:
+    """The line on which the ``index``-th ``<sentence`` starts (1-based), if it can be found."""
+    seen = 0
+    with open_source(path) as again:
+        for number, line in enumerate(again.stream, start=1):
+            seen += len(_SENTENCE_START.findall(line))
+            if seen >= index:
+                return number
+    return None
 
 
 def _edit_kind(markup: _Markup) -> str:

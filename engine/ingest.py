@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from engine.aesw import read_aesw
-from engine.corpus import EDITED_SUFFIX, SPLITS, Example, assign_split
+from engine.corpus import EDIT_KINDS, EDITED_SUFFIX, SPLITS, Example, assign_split
 from engine.errors import EditlensError
 from engine.released import Skipped, kind_from_name, read_released
 from engine.sources import open_source
@@ -21,6 +21,7 @@ from engine.store import Store, examples_to_arrow
 from engine.text import has_control
 
 FORMATS = ("aesw", "rationales")
+RELEASED_KINDS = tuple(kind for kind in EDIT_KINDS if kind != "none")  # released rows need edits
 CHUNK = 10_000
 
 Progress = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -75,6 +76,10 @@ def ingest(
         raise EditlensError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if split is not None and split not in SPLITS:
         raise EditlensError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if kind is not None and kind not in RELEASED_KINDS:
+        raise EditlensError(f"unknown kind {kind!r}; use one of {', '.join(RELEASED_KINDS)}")
+    if kind is not None and fmt == "aesw":
+        raise EditlensError("--kind is for rationale files; AESW XML says each sentence's kind")
     summary = IngestSummary(corpus=corpus or default_corpus_name(path), path=path)
     started = time.perf_counter()
     with open_source(path) as source:

@@ -12,6 +12,7 @@ from engine.errors import InputError
 from engine.sources import Source
 
 FIELDS = ("id", "sent", "words", "best_words")
+_SPACE = re.compile(r"\s")
 _FIX = "each line must be a JSON object with id, sent, words, best_words (see the study's release)"
 
 
@@ -39,10 +40,12 @@ def read_released(
     source: Source, kind: str, skipped: Skipped, *, pairs: bool = False
 ) -> Iterator[Example]:
     """Yield the released rows as Examples; with ``pairs``, each deleted row's edited twin too."""
+    rows = 0
     for line_number, raw in enumerate(source.stream, start=1):
         line = _decode(source, line_number, raw)
         if not line.strip():
             continue
+        rows += 1
         row = _parse(source, line_number, line)
         example = _example(source, line_number, row, kind)
         if not example.rationale:
@@ -51,6 +54,8 @@ def read_released(
         yield example
         if pairs and kind == "deleted":
             yield edited_counterpart(example)
+    if not rows:
+        raise InputError(source.path, None, "holds no rows", _FIX)
 
 
 def _decode(source: Source, line_number: int, raw: bytes) -> str:
@@ -81,20 +86,30 @@ def _parse(source: Source, line_number: int, line: str) -> dict:
 
 
 def _example(source: Source, line_number: int, row: dict, kind: str) -> Example:
-    where = f"line {line_number} (id {row['id']})"
-    sent, words, best = row["sent"], row["words"], row["best_words"]
+    row_id, sent, words, best = row["id"], row["sent"], row["words"], row["best_words"]
+    # bool is an int to Python, and a float id would lose digits ("5.10" -> 5.1): both refused
+    if isinstance(row_id, bool) or not isinstance(row_id, str | int) or row_id == "":
+        problem = f"id is {json.dumps(row_id)[:40]}, not a string"
+        raise InputError(source.path, f"line {line_number}", problem, _FIX)
+    where = f"line {line_number} (id {row_id})"
     if not isinstance(sent, str):  # checked here: `locate_words` would fail with a traceback
         raise InputError(source.path, where, "sent is not a string", _FIX)
     if not isinstance(words, list) or len(words) < 3 or not isinstance(best, list):
         raise InputError(source.path, where, "words or best_words is malformed", _FIX)
-    inner = [str(word) for word in words[1:-1]]  # drop [CLS] and [SEP]
+    inner = words[1:-1]  # drop [CLS] and [SEP]
+    if not all(isinstance(word, str) and word and not _SPACE.search(word) for word in inner):
+        raise InputError(source.path, where, "words holds a non-string, empty or spaced word", _FIX)
     spans = locate_words(sent, inner)
     if spans is None:
         raise InputError(source.path, where, "a word of `words` is not found in `sent`", _FIX)
-    if any(not isinstance(i, int) or not 0 < i < len(words) - 1 for i in best):
-        raise InputError(source.path, where, "best_words points outside the sentence's words", _FIX)
+    if any(
+        isinstance(i, bool) or not isinstance(i, int) or not 0 < i < len(words) - 1 for i in best
+    ):
+        raise InputError(
+            source.path, where, "best_words must be indices of the sentence's words", _FIX
+        )
     return Example(
-        id=str(row["id"]),
+        id=str(row_id),
         text=sent,
         words=tuple(inner),
         starts=tuple(spans[0]),
@@ -116,7 +131,8 @@ def edited_counterpart(example: Example) -> Example:
     text = re.sub(r" {2,}", " ", "".join(pieces)).strip()
     words = [word for index, word in enumerate(example.words) if index not in dropped]
     spans = locate_words(text, words)
-    assert spans is not None, "removing whole words keeps the others in order"
+    if spans is None:  # cannot happen for words without spaces, which _example ensures
+        raise ValueError(f"example {example.id}: its words are not in its edited text")
     return Example(
         id=example.id + EDITED_SUFFIX,
         text=text,

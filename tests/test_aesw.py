@@ -213,6 +213,65 @@ def test_the_nested_text_and_paragraph_layout_is_read(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "wrapped",
+    [
+        "<doc>{}</doc>",
+        "<aesw><text><section><p>{}</p></section></text></aesw>",
+        "<xml>{}<p>a paragraph without sentences</p></xml>",
+        "<corpus>\n  <!-- a comment -->\n  {}\n</corpus>",
+    ],
+    ids=["another-root", "deep-wrappers", "empty-wrapper-beside", "comments-and-space"],
+)
+def test_sentences_are_read_under_any_root_and_wrappers(tmp_path: Path, wrapped: str) -> None:
+    path = tmp_path / "corpus.xml"
+    body = '<sentence sid="1.0">A<del>,</del> b.</sentence><sentence sid="1.1">C d.</sentence>'
+    path.write_text(wrapped.format(body), encoding="utf-8")
+    assert [(e.id, e.kind) for e in read(path)] == [("1.0", "deleted"), ("1.1", "none")]
+
+
+def test_reading_under_deep_wrappers_stays_in_constant_memory(tmp_path: Path) -> None:
+    def write(path: Path, sentences: int) -> None:
+        with path.open("w", encoding="utf-8") as out:
+            out.write("<root><a><b><c>\n")
+            for i in range(sentences):
+                out.write(f'<d><sentence sid="{i}">We show<del>,</del> it.</sentence></d>\n')
+            out.write("</c></b></a></root>\n")
+
+    small, large = tmp_path / "small.xml", tmp_path / "large.xml"
+    write(small, 5_000)
+    write(large, 20_000)
+    (_, small_peak), (count, large_peak) = _peak_bytes(small), _peak_bytes(large)
+    assert count == 20_000
+    assert large_peak < small_peak * 1.5 + 256 * 2**10
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "says"),
+    [
+        ('<sentence sid="1.0">ok.</sentence>\n<sentence sid="1.1">a <del>b <ins>c</ins></del> d.'
+         "</sentence>", "line 3 (sentence 1.1)", "has <ins> inside <del>"),
+        ('<sentence sid="2.0">a <ins>b <del>c</del></ins> d.</sentence>', "line 2 (sentence 2.0)",
+         "has <del> inside <ins>"),
+        ('<sentence sid="3.0">a <b><del>c</del></b> d.</sentence>', "line 2 (sentence 3.0)",
+         "has <del> inside <b>"),
+        ('\n\n<sentence sid="4.0">a <sentence sid="4.1">b</sentence></sentence>',
+         "line 4 (sentence #1)", "has a <sentence> inside it"),
+        ('<sentence sid="5.0">a.</sentence>\n<sentence>b.</sentence>', "line 3 (sentence #2)",
+         "has no sid attribute"),
+    ],
+    ids=["ins-in-del", "del-in-ins", "del-in-other", "sentence-in-sentence", "no-sid"],
+)  # fmt: skip
+def test_nested_markup_is_a_one_line_error_naming_file_line_and_sentence(
+    tmp_path: Path, body: str, where: str, says: str
+) -> None:
+    with pytest.raises(InputError) as caught:
+        read_xml(tmp_path, body)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'corpus.xml'}:{where}: {says}")
+    assert "\n" not in message
+
+
 def test_an_xml_declaration_and_entities_are_understood(tmp_path: Path) -> None:
     path = tmp_path / "corpus.xml"
     path.write_text(
@@ -232,13 +291,13 @@ def test_an_xml_declaration_and_entities_are_understood(tmp_path: Path) -> None:
     ("content", "where"),
     [
         (b'<xml>\n<sentence sid="1.1">ok</sentence>\n<sentence sid="1.2">open\n</xml>\n', "line "),
-        (b"<doc><sentence sid='1'>x</sentence></doc>", "root element is <doc>"),
+        (b"<doc><p>no sentences here</p></doc>", "holds no <sentence> element"),
         (b"hello, world\nthis is not xml\n", "line 1"),
         (b"", "line 1"),
         (b'<xml><sentence sid="1">caf\xe9</sentence></xml>', "line 1"),
         (b"<xml><sentence>no sid</sentence></xml>", "sentence #1"),
     ],
-    ids=["unclosed-tag", "wrong-root", "not-xml", "empty", "not-utf8", "no-sid"],
+    ids=["unclosed-tag", "no-sentence", "not-xml", "empty", "not-utf8", "no-sid"],
 )
 def test_malformed_xml_raises_one_line_input_error_naming_the_file(
     tmp_path: Path, content: bytes, where: str

@@ -164,6 +164,54 @@ def test_a_bad_line_is_a_one_line_error_naming_file_and_line(
     assert "\n" not in message
 
 
+# name: (the row's changes, what the one line must say after "<file>:line 1")
+BAD_VALUES: dict[str, tuple[dict, str]] = {
+    "null id": ({"id": None}, ": id is null, not a string"),
+    "object id": ({"id": {"a": 1}}, ': id is {"a": 1}, not a string'),
+    "list id": ({"id": ["5.2"]}, ': id is ["5.2"], not a string'),
+    "boolean id": ({"id": True}, ": id is true, not a string"),
+    "float id": ({"id": 5.1}, ": id is 5.1, not a string"),
+    "empty id": ({"id": ""}, ': id is "", not a string'),
+    "best_words true": ({"best_words": True}, " (id 5.2): words or best_words is malformed"),
+    "best_words [true]": ({"best_words": [True]}, " (id 5.2): best_words must be indices"),
+    "best_words [1.0]": ({"best_words": [1.0]}, " (id 5.2): best_words must be indices"),
+    "best_words null": ({"best_words": None}, " (id 5.2): words or best_words is malformed"),
+    "a number among words": (
+        {"words": ["[CLS]", "The", 3, "[SEP]"]},
+        " (id 5.2): words holds a non-string",
+    ),
+    "a spaced word": (
+        {"words": ["[CLS]", "The applied", "[SEP]"]},
+        " (id 5.2): words holds a non-string, empty or spaced word",
+    ),
+    "words an object": ({"words": {"0": "The"}}, " (id 5.2): words or best_words is malformed"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_VALUES)
+def test_a_badly_typed_value_is_a_one_line_error_naming_file_and_line(
+    tmp_path: Path, case: str
+) -> None:
+    changes, says = BAD_VALUES[case]
+    path = write_jsonl(tmp_path / "deleted.jsonl", [ROW_5_2 | changes])
+    with pytest.raises(InputError) as caught:
+        read(path)
+    assert str(caught.value).startswith(f"{path}:line 1{says}")
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n"], ids=["empty", "blank-lines"])
+def test_a_file_without_rows_is_refused(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "deleted.jsonl"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(InputError, match="holds no rows"):
+        read(path)
+
+
+def test_a_file_of_skipped_rows_only_is_not_an_error(tmp_path: Path) -> None:
+    examples, skipped = read(write_jsonl(tmp_path / "deleted.jsonl", [ROW_EMPTY]))
+    assert (examples, skipped.total) == ([], 1)
+
+
 def test_non_utf8_bytes_are_reported_on_their_own_line(tmp_path: Path) -> None:
     path = tmp_path / "deleted.jsonl"
     good = json.dumps(ROW_5_2).encode()
