@@ -140,9 +140,9 @@ class Processes:
     @property
     def device_name(self) -> str:
         """The device as the run's config records it: ``cpu``, ``cuda:0``, ``mps``."""
-        if self.device.type == "cuda" and self.device.index is None:
-            return "cuda:0"
-        return str(self.device)
+        if self.device.type == "cuda":
+            return f"cuda:{self.device.index or 0}"
+        return self.device.type  # Accelerate names the CPU of a rank "cpu:<rank>"
 
     def wrap(self, model: Any) -> Any:
         """The model as training calls it: DistributedDataParallel under several processes."""

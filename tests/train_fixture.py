@@ -47,6 +47,7 @@ def corpus(train: int = 48, dev: int = 16, *, flip_dev: bool = False) -> list[Ex
 
 
 def make_store(path: Path, name: str, examples: list[Example]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with Store(path) as store:
         store.write_examples(name, [examples_to_arrow(name, examples)])
     return path

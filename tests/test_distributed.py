@@ -1,0 +1,78 @@
+"""`editlens train` under torchrun with 2 CPU processes (gloo, through Accelerate): the same
+training as one process with the same global batch, and one writer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from train_fixture import corpus, make_store, tiny_model
+
+from engine.store import Store
+from engine.train import LAST, STAGING, TrainSpec, train
+
+SETTINGS = {"epochs": 2, "batch_size": 8, "max_length": 32, "lr": 1e-3}
+EDITLENS = Path(sys.executable).parent / "editlens"
+
+
+def torchrun(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    environment = {k: v for k, v in os.environ.items() if k != "EDITLENS_DB"}
+    return subprocess.run(
+        [*command, "--nproc_per_node", "2", str(EDITLENS), *map(str, args)],
+        cwd=cwd,
+        env=environment | {"COLUMNS": "200", "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def weights(checkpoint: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(checkpoint / "model.safetensors"))
+
+
+@pytest.mark.slow
+def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path: Path) -> None:
+    # Dropout off: each rank draws its own masks, which no single process can reproduce.
+    model = tiny_model(tmp_path / "tiny-bert", dropout=0.0)
+    examples = corpus(train=60, dev=20)  # 60 / 8: the last batch (4) splits 2 + 2
+    one_db = make_store(tmp_path / "one" / "store.duckdb", "tiny", examples)
+    spec = TrainSpec(corpus="tiny", model=str(model), out=tmp_path / "one" / "ckpt", **SETTINGS)
+    one = train(one_db, spec)
+
+    two_db = make_store(tmp_path / "two" / "store.duckdb", "tiny", examples)
+    options = [f"--{key.replace('_', '-')}={value}" for key, value in SETTINGS.items()]
+    out = tmp_path / "two" / "ckpt"
+    result = torchrun(
+        "train", "--corpus=tiny", f"--model={model}", *options, f"--out={out}",
+        f"--db={two_db}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    with Store(two_db, read_only=True) as store:
+        runs = store.runs(kind="train")
+    assert [run.id for run in runs] == [one.run_id]  # one run, published once, same identity
+    run = runs[0]
+    assert run.config["processes"] == 2 and run.config["device"] == "cpu"
+    for mine, theirs in zip(run.metrics["history"], one.history, strict=True):
+        assert mine["train_loss"] == pytest.approx(theirs["train_loss"], rel=1e-5)
+        assert mine["dev_loss"] == pytest.approx(theirs["dev_loss"], rel=1e-5)
+        assert mine["dev_accuracy"] == theirs["dev_accuracy"]
+    two_weights, one_weights = weights(out / "best"), weights(one.checkpoint)
+    assert two_weights.keys() == one_weights.keys()
+    for name, tensor in two_weights.items():
+        assert (tensor - one_weights[name]).abs().max() < 1e-5, name
+    # the weights moved, so agreeing is not trivially true
+    assert (
+        weights(model)["classifier.weight"] - one_weights["classifier.weight"]
+    ).abs().max() > 1e-3
+    # rank 0 alone wrote: one state, no leftovers of a second writer
+    assert sorted(p.name for p in out.iterdir()) == ["best", LAST]
+    assert not (out / STAGING).exists()
