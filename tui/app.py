@@ -307,6 +307,12 @@ class EditlensApp(App[None]):
                 f"{where} · {run}: browse its examples",
                 partial(self.post_message, OpenRun(run)),
             )
+            yield SystemCommand(
+                "Compare A/B", "Interpretable under A but not under B", screen.action_compare
+            )
+            yield SystemCommand("Charts", "Interpretable share with 95% CIs", screen.action_charts)
+            yield SystemCommand("Run detail", "This run's configuration", screen.action_run_detail)
+            yield SystemCommand("Pinned examples", "Only the pinned", screen.action_pinned)
         if isinstance(screen, ExamplesScreen):
             for method, layer in screen.pairs():
                 name = method_label(method) + (f" layer {layer}" if layer else "")

@@ -35,6 +35,7 @@ import duckdb
 import pyarrow as pa
 
 from engine.store import schema
+from engine.store.analysis import AnalysisReads
 from engine.store.browse import ResultReads
 from engine.store.connection import (
     WAIT_SECONDS,
@@ -182,7 +183,7 @@ class ReadOnlyFile(Database):
                 self._close_shared()
 
 
-class StoreReader(CorpusReads, ResultReads):
+class StoreReader(CorpusReads, ResultReads, AnalysisReads):
     """Read-only access that holds the file only while a query runs: for processes that stay
     open while others write (every TUI, every ``serve`` tab). Safe to share between threads."""
 
@@ -223,7 +224,7 @@ class StoreReader(CorpusReads, ResultReads):
         self.close()
 
 
-class Store(CorpusWrites, CorpusReads, JobWrites, ResultReads):
+class Store(CorpusWrites, CorpusReads, JobWrites, ResultReads, AnalysisReads):
     """One DuckDB file. Writes go through Arrow in one transaction, so a failure changes nothing.
 
     Read-write, the store holds the file until ``close`` (one process at a time can); a busy

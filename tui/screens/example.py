@@ -35,6 +35,9 @@ class ExampleScreen(Screen[tuple[int, int]]):
         Binding("M", "method(-1)", "Prev method"),
         Binding("l,right", "layer(1)", "Layer +1"),
         Binding("h,left", "layer(-1)", "Layer −1"),
+        Binding("a", "heads", "Heads drill-down"),
+        Binding("t", "twin", "Minimal pair"),
+        Binding("b", "pin", "Pin/unpin"),
     ]
     DEFAULT_CSS = """
     ExampleScreen #info { height: auto; padding: 0 1; background: $boost; }
@@ -192,6 +195,23 @@ class ExampleScreen(Screen[tuple[int, int]]):
     def action_back(self) -> None:
         """Back to the list, which moves to the example stepped to here."""
         self.dismiss((self._offset, self._index))
+
+    # -- the drill-downs (tui/screens/heads, pair) and pins (tui/screens/pinned) ---------------
+
+    def action_heads(self) -> None:
+        from tui.screens.heads import HeadsScreen
+
+        self.app.push_screen(HeadsScreen(self.filters.run, self.example, self.pair[1]))
+
+    def action_twin(self) -> None:
+        from tui.screens.pair import PairScreen
+
+        self.app.push_screen(PairScreen(self.filters.run, self.example, *self.pair))
+
+    def action_pin(self) -> None:
+        from tui.screens.pinned import toggle_pin
+
+        toggle_pin(self, self.filters.run, self.example)
 
     def action_method(self, step: int) -> None:
         methods = sorted({m for m, _ in self._pairs})

@@ -125,6 +125,11 @@ class ExamplesScreen(Screen):
         Binding("right_square_bracket", "page(1)", "Next page"),
         Binding("left_square_bracket", "page(-1)", "Prev page"),
         Binding("y", "copy_command", "Copy as CLI"),
+        Binding("v", "compare", "Compare A/B"),
+        Binding("G", "charts", "Charts"),
+        Binding("d", "run_detail", "Run detail"),
+        Binding("b", "pin", "Pin/unpin"),
+        Binding("B", "pinned", "Pinned only"),
         Binding("ctrl+e", "export", "Export"),
         Binding("ctrl+r", "clear_filters", "Clear filters"),
     ]
@@ -547,6 +552,43 @@ class ExamplesScreen(Screen):
         """Called by the app when the interpretable metric changes (command palette)."""
         if metric != self.filters.metric:
             self.filters = self.filters.with_(metric=metric)
+
+    # -- the analysis screens (tui/screens/compare, charts, run_detail, pinned) -----------------
+
+    def action_compare(self) -> None:
+        from tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(self.filters))
+
+    def action_charts(self) -> None:
+        from tui.screens.charts import ChartsScreen
+
+        screen = ChartsScreen(self.filters, self._run_label(self.filters.run))
+        self.app.push_screen(screen, self._chart_filter)
+
+    def _chart_filter(self, changes: dict[str, Any] | None) -> None:
+        """A bar was chosen on the charts screen: show the examples behind it."""
+        if changes:
+            self.filters = self.filters.with_(**changes)
+
+    def action_run_detail(self) -> None:
+        from tui.screens.run_detail import RunDetailScreen
+
+        self.app.push_screen(RunDetailScreen(self.filters.run))
+
+    def action_pin(self) -> None:
+        from tui.screens.pinned import toggle_pin
+
+        if self._rows:
+            row = self._rows[
+                min(self.query_one("#table", DataTable).cursor_row, len(self._rows) - 1)
+            ]
+            toggle_pin(self, self.filters.run, row["id"])
+
+    def action_pinned(self) -> None:
+        from tui.screens.pinned import PinnedScreen
+
+        self.app.push_screen(PinnedScreen(self.filters))
 
     def action_export(self) -> None:
         from tui.screens.dialogs import ExportScreen

@@ -60,6 +60,7 @@ class RunsScreen(Screen):
         Binding("t", "next_metric", "Table metric"),
         Binding("f", "toggle_population", "All/flagged"),
         Binding("r", "reload", "Reload"),
+        Binding("d", "run_detail", "Run detail"),
     ]
     DEFAULT_CSS = """
     RunsScreen #runs { height: auto; max-height: 10; }
@@ -236,6 +237,13 @@ class RunsScreen(Screen):
 
     def action_reload(self) -> None:
         self.app.reload()
+
+    def action_run_detail(self) -> None:
+        from tui.screens.run_detail import RunDetailScreen
+
+        run = self.selected_run()
+        if run:
+            self.app.push_screen(RunDetailScreen(run["id"]))
 
     def action_evaluate(self) -> None:
         from tui.screens.evaluate import EvaluateScreen
