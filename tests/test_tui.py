@@ -146,7 +146,7 @@ async def test_kind_filter_and_text_search(db: Path, data) -> None:
     app = EditlensApp(db)
     async with app.run_test() as pilot:
         screen = await open_examples(pilot)
-        await pilot.press("t")  # kind: deleted
+        await pilot.press("e")  # edit kind: deleted
         await settle(pilot)
         deleted = [e for e in examples if e.kind == "deleted"]
         assert f"of {len(deleted)}" in status(screen)
@@ -406,3 +406,107 @@ async def test_a_failed_job_leaves_the_store_as_it_was(tmp_path: Path) -> None:
         assert isinstance(app.screen, RunsScreen)
         assert app.screen.query_one("#runs", DataTable).row_count == len(RUNS)
     assert any("CUDA out of memory" in n and "unchanged" in n for n in notes)
+
+
+# -- the list: method and layer first-class, ids, the filter as a command ---------------------
+
+
+async def test_header_counts_interpretable_at_every_layer_of_the_method(db: Path, data) -> None:
+    app = EditlensApp(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_examples(pilot)
+        line = str(screen.query_one("#layers", Static).render())
+        for layer in range(1, 7):
+            _, outcomes = expected(data, FT, layer=layer)
+            count = sum(1 for v in outcomes.values() if v)
+            mark = "▶" if layer == 6 else ""
+            assert f"{mark}L{layer} {count}" in line
+        await pilot.press("h")  # the marker follows the layer; the counts stay
+        await settle(pilot)
+        assert "▶L5" in str(screen.query_one("#layers", Static).render())
+
+
+async def test_g_opens_an_example_by_its_id(db: Path) -> None:
+    app = EditlensApp(db)
+    async with app.run_test() as pilot:
+        await open_examples(pilot)
+        await pilot.press("g", *"s0042", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ExampleScreen) and app.screen.example == "s0042"
+        assert str(app.screen.query_one("#info", Static).render()).startswith("s0042")
+
+
+async def test_search_matches_ids_too(db: Path) -> None:
+    app = EditlensApp(db)
+    async with app.run_test() as pilot:
+        screen = await open_examples(pilot)
+        await pilot.press("slash", *"s004", "enter")
+        await settle(pilot)
+        table = screen.query_one("#table", DataTable)
+        ids = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert ids == [f"s{i:04d}" for i in range(40, 50)]
+
+
+async def test_the_filter_reads_as_the_equivalent_export_command(db: Path) -> None:
+    app = EditlensApp(db)
+    async with app.run_test() as pilot:
+        screen = await open_examples(pilot)
+        await pilot.press("o", "e", "h", "s")
+        await settle(pilot)
+        command = str(screen.query_one("#command", Label).render())
+        assert command == (
+            "editlens export --run ft-minilm --method attention --layer 5 --outcome yes"
+            " --sort confidence --kind deleted --descending"
+        )
+
+
+async def test_an_open_tui_sees_a_run_published_by_another_process(tmp_path: Path) -> None:
+    import asyncio
+
+    db = build_small(tmp_path / "store.duckdb")
+    staging = build_staged_run(tmp_path / "job.staging.duckdb")
+    app = EditlensApp(db, poll_seconds=0.2)
+    async with app.run_test() as pilot:
+        await settle(pilot)
+        assert app.screen.query_one("#runs", DataTable).row_count == len(RUNS)
+        code = (
+            "import sys; from pathlib import Path; from engine.store import publish_run;"
+            " publish_run(Path(sys.argv[1]), Path(sys.argv[2]), 'ft-again')"
+        )
+        writer = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, str(db), str(staging), stderr=asyncio.subprocess.PIPE
+        )
+        _, errors = await asyncio.wait_for(writer.communicate(), 60)
+        assert writer.returncode == 0, errors.decode()
+        for _ in range(50):  # no key pressed: the poll notices within a few tenths of a second
+            await pilot.pause(0.1)
+            await settle(pilot)
+            if app.screen.query_one("#runs", DataTable).row_count == len(RUNS) + 1:
+                break
+        assert app.screen.query_one("#runs", DataTable).row_count == len(RUNS) + 1
+
+
+# -- user text is shown as it is, never read as markup or sent to the terminal ---------------
+
+
+async def test_markup_and_escapes_in_user_text_are_shown_literally(tmp_path: Path) -> None:
+    from tui_fixture import HOSTILE_ID, HOSTILE_RUNS, build_hostile
+
+    db = build_hostile(tmp_path / "store.duckdb")
+    app = EditlensApp(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        runs = app.screen.query_one("#runs", DataTable)
+        assert [str(runs.get_row_at(i)[0]) for i in range(2)] == [m for _, m, _, _ in HOSTILE_RUNS]
+        await pilot.press("enter")
+        await settle(pilot)
+        table = app.screen.query_one("#table", DataTable)
+        assert str(table.get_row_at(0)[0]) == HOSTILE_ID
+        assert "[link=x]y[/link]" in str(table.get_row_at(0)[9])
+        await pilot.press("enter")
+        await settle(pilot)
+        sentence = app.screen.query_one("#sentence", ScoredSentence)
+        plain = sentence.render().renderables[0].plain
+        assert "[ / bold ]" in plain and "␛" in plain and "\x1b" not in plain
+        svg = app.export_screenshot()
+        assert "\x1b" not in svg

@@ -8,6 +8,7 @@ numpy and Arrow in chunks. Both are deterministic (seeded).
 from __future__ import annotations
 
 import tempfile
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.corpus import Example, tokenize_words
+from engine.metrics import plausibility
 from engine.store import OUTCOME_METRICS, Run, Store, examples_to_arrow
 
 CORPUS = "demo"
@@ -142,23 +144,10 @@ def _sentences(rng: np.random.Generator, n: int) -> list[Example]:
 
 
 def _outcome(rationale: list[int], scores: np.ndarray) -> dict[str, object]:
-    """Agreement of one score vector with the rationale (the fixture's stand-in for metrics)."""
-    order = np.argsort(-scores, kind="stable")
-    k = len(rationale)
-    gold = set(rationale)
-    top_k = {int(i) for i in order[:k]}
-    union = gold | top_k
-    jaccard = len(gold & top_k) / len(union)
-    relevant = np.isin(order, rationale)
-    precision_at = np.cumsum(relevant) / np.arange(1, len(order) + 1)
+    """Agreement of one score vector with the rationale, by the engine's own metrics; the two
+    faithfulness figures (which need a model) are stand-ins derived from the scores."""
     return {
-        "exact": top_k == gold,
-        "top3": gold <= {int(i) for i in order[:3]},
-        "hit1": int(order[0]) in gold,
-        "jaccard": jaccard,
-        "jaccard50": jaccard >= 0.5,
-        "token_f1": jaccard,
-        "auprc": float(precision_at[relevant].mean()),
+        **asdict(plausibility(rationale, scores)),
         "comprehensiveness": float(scores[list(rationale)].sum()),
         "sufficiency": float(1 - scores[list(rationale)].sum()),
     }
@@ -296,26 +285,60 @@ def _run(run_id: str, model: str, corpus: str, metrics: dict[str, float], index:
 
 
 def small_data(
-    n_examples: int = 60, seed: int = 7
+    n_examples: int = 60, seed: int = 7, runs: tuple[tuple[str, str, float, float], ...] = RUNS
 ) -> tuple[list[Example], list[tuple[Run, dict[str, pa.Table]]]]:
     """The small store's contents as Python and Arrow values (tests count from these)."""
     rng = np.random.default_rng(seed)
     examples = _sentences(rng, n_examples)
-    runs = []
-    for index, (run_id, model, focus, accuracy) in enumerate(RUNS):
+    written = []
+    for index, (run_id, model, focus, accuracy) in enumerate(runs):
         tables, metrics = _run_tables(rng, run_id, focus, accuracy, examples)
-        runs.append((_run(run_id, model, CORPUS, metrics, index), tables))
-    return examples, runs
+        written.append((_run(run_id, model, CORPUS, metrics, index), tables))
+    return examples, written
 
 
-def build_small(path: Path, n_examples: int = 60, seed: int = 7) -> Path:
-    """Two evaluate runs (fine-tuned and random-init baseline) over ``n_examples`` sentences."""
-    examples, runs = small_data(n_examples, seed)
+def _write(path: Path, examples: list[Example], runs: list[tuple[Run, dict[str, pa.Table]]]):
     with Store(path) as store:
         store.write_examples(CORPUS, [examples_to_arrow(CORPUS, examples)])
         for run, tables in runs:
             _publish(store, run, [tables], path.parent)
     return path
+
+
+def build_small(path: Path, n_examples: int = 60, seed: int = 7) -> Path:
+    """Two evaluate runs (fine-tuned and random-init baseline) over ``n_examples`` sentences."""
+    return _write(path, *small_data(n_examples, seed))
+
+
+# Text that a careless screen would read as rich/Textual markup or send to the terminal.
+HOSTILE_TEXT = "see [/bold] and [link=x]y[/link] then \x1b[2J done ."
+HOSTILE_ID = "[b]s0001[/b]"
+HOSTILE_RUNS = (("[red]ft", "[b]minilm[/b]", 0.3, 0.85), ("base", "m[link=x]y[/link]", 0.0, 0.5))
+
+
+def build_hostile(path: Path) -> Path:
+    """A small store whose first example, run ids and model names look like markup and hold an
+    escape sequence: every screen must show them as they are."""
+    examples, _ = small_data(12)
+    words, starts, ends = tokenize_words(HOSTILE_TEXT)
+    first = Example(
+        id=HOSTILE_ID,
+        text=HOSTILE_TEXT,
+        words=tuple(words),
+        starts=tuple(starts),
+        ends=tuple(ends),
+        label=True,
+        rationale=(1,),
+        kind="deleted",
+        split="test",
+    )
+    examples = [first, *examples[1:]]
+    rng = np.random.default_rng(3)
+    runs = []
+    for index, (run_id, model, focus, accuracy) in enumerate(HOSTILE_RUNS):
+        tables, metrics = _run_tables(rng, run_id, focus, accuracy, examples)
+        runs.append((_run(run_id, model, CORPUS, metrics, index), tables))
+    return _write(path, examples, runs)
 
 
 def build_staged_run(staging_path: Path, run_id: str = "ft-again", seed: int = 8) -> Path:

@@ -36,18 +36,6 @@ def engine_job(spec: dict[str, Any], db: Path) -> Any:
     return Job(JobSpec(**spec), db)
 
 
-def store_token(db: Path) -> tuple[int, int, int, int]:
-    """Cheap "has the store changed" token: size and mtime of the file and of its WAL."""
-    token: list[int] = []
-    for path in (db, db.with_name(db.name + ".wal")):
-        try:
-            stat = path.stat()
-            token += [stat.st_size, stat.st_mtime_ns]
-        except FileNotFoundError:
-            token += [0, 0]
-    return (token[0], token[1], token[2], token[3])
-
-
 class EditlensApp(App[None]):
     """Browse an editlens store: runs → examples → one example."""
 
@@ -113,7 +101,7 @@ class EditlensApp(App[None]):
 
     def on_mount(self) -> None:
         if self.handle is not None and self.poll_seconds > 0:
-            self._token = store_token(self.db)
+            self._token = self.handle.changed_token()
             self.set_interval(self.poll_seconds, self.check_store)
 
     def on_unmount(self) -> None:
@@ -145,7 +133,8 @@ class EditlensApp(App[None]):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="poll")
     def check_store(self) -> None:
-        token = store_token(self.db)
+        assert self.handle is not None  # the poll starts only with a store
+        token = self.handle.changed_token()
         if token != self._token:
             self._token = token
             self.post_message(self.StoreChanged())
@@ -307,12 +296,6 @@ class EditlensApp(App[None]):
                 f"{where} · {run}: browse its examples",
                 partial(self.post_message, OpenRun(run)),
             )
-            yield SystemCommand(
-                "Compare A/B", "Interpretable under A but not under B", screen.action_compare
-            )
-            yield SystemCommand("Charts", "Interpretable share with 95% CIs", screen.action_charts)
-            yield SystemCommand("Run detail", "This run's configuration", screen.action_run_detail)
-            yield SystemCommand("Pinned examples", "Only the pinned", screen.action_pinned)
         if isinstance(screen, ExamplesScreen):
             for method, layer in screen.pairs():
                 name = method_label(method) + (f" layer {layer}" if layer else "")
@@ -324,6 +307,12 @@ class EditlensApp(App[None]):
             yield SystemCommand(
                 "Go to example id", "Open one example by its id", screen.action_goto
             )
+            yield SystemCommand(
+                "Compare A/B", "Interpretable under A but not under B", screen.action_compare
+            )
+            yield SystemCommand("Charts", "Interpretable share with 95% CIs", screen.action_charts)
+            yield SystemCommand("Run detail", "This run's configuration", screen.action_run_detail)
+            yield SystemCommand("Pinned examples", "Only the pinned", screen.action_pinned)
             yield SystemCommand(
                 "Copy filter as CLI command",
                 "The `editlens export` command for this filter",

@@ -118,7 +118,7 @@ class ExamplesScreen(Screen):
         Binding("h", "layer(-1)", "Layer −1"),
         Binding("o", "cycle('outcome')", "Outcome"),
         Binding("c", "cycle('prediction')", "Prediction"),
-        Binding("t", "cycle('kind')", "Edit kind"),
+        Binding("e", "cycle('kind')", "Edit kind"),
         Binding("i", "cycle('metric')", "Interp. metric"),
         Binding("s", "next_sort", "Sort"),
         Binding("S", "reverse_sort", "Reverse sort"),
@@ -616,7 +616,7 @@ class ExamplesScreen(Screen):
 
         try:
             with self.app.handle.read() as store:
-                batches = store.filtered_batches(**filters.query())
+                batches = store.filtered_batches(filters)  # in the list's order
                 rows = write_records(batches, fmt, Path(path), force=True)
         except Exception as error:
             self.post_message(self.Exported(path, error=str(error)))
