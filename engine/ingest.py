@@ -16,7 +16,7 @@ from engine.aesw import read_aesw
 from engine.corpus import EDIT_KINDS, EDITED_SUFFIX, SPLITS, Example, assign_split
 from engine.errors import EditlensError
 from engine.released import Skipped, kind_from_name, read_released
-from engine.sources import open_source
+from engine.sources import check_readable, open_source
 from engine.store import Store, examples_to_arrow
 from engine.text import has_control
 
@@ -71,6 +71,7 @@ def ingest(
     on_progress: Progress | None = None,
 ) -> IngestSummary:
     """Read ``path`` and write its examples to ``store`` as corpus ``corpus``: all or nothing."""
+    check_readable(path)
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
         raise EditlensError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")

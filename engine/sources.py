@@ -43,13 +43,18 @@ class Source:
         return self._counter.consumed
 
 
-@contextmanager
-def open_source(path: Path) -> Iterator[Source]:
-    """Open a corpus file (``.gz`` decompressed on the fly) or fail with a one-line reason."""
+def check_readable(path: Path) -> None:
+    """Refuse, in one line, a path that is not there or is a folder (before guessing formats)."""
     if not path.exists():
         raise EditlensError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise EditlensError(f"{path}: is a directory; point at a corpus file inside it")
+
+
+@contextmanager
+def open_source(path: Path) -> Iterator[Source]:
+    """Open a corpus file (``.gz`` decompressed on the fly) or fail with a one-line reason."""
+    check_readable(path)
     with path.open("rb") as raw:
         counter = _CountingReader(raw)
         buffered = io.BufferedReader(counter, buffer_size=1 << 16)

@@ -9,6 +9,7 @@ run the installed ``editlens``.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -48,9 +49,10 @@ class Outcome:
     out: str
     err: str
 
-    def refused(self) -> str:
-        """The contract for bad input: exit 1, one line on stderr, no traceback; the line."""
-        assert self.code == 1, (self.code, self.out, self.err)
+    def refused(self, code: int = 1) -> str:
+        """The contract for bad input: exit 1 (2 for a usage error the argument parser catches),
+        one line on stderr, no traceback; returns the line."""
+        assert self.code == code, (self.code, self.out, self.err)
         assert "Traceback" not in self.err + self.out
         lines = self.err.strip().splitlines()
         assert len(lines) == 1, self.err
@@ -305,3 +307,121 @@ def test_a_jsonl_export_keeps_the_stored_text_exactly(cli, tmp_path: Path) -> No
     outcome = cli("export", "--corpus", "deleted", "--db", db)
     exported = [json.loads(line)["text"] for line in outcome.out.splitlines()]
     assert exported == [f"We show {text} results ." for text in texts]
+
+
+# -- classes 7 and 8: corpus files, liberal in their wrappers, strict in their values -----------
+
+ROW = {"id": "5.2", "sent": "We show it .", "words": ["[CLS]", "We", "show", "it", ".", "[SEP]"],
+       "best_words": [2]}  # fmt: skip
+# name: (file name, content, what the one line must say)
+BAD_CORPUS_FILES: dict[str, tuple[str, bytes, str]] = {
+    "xml: nested ins in del": (
+        "bad.xml", b'<xml>\n<sentence sid="1">a <del>b <ins>c</ins></del></sentence>\n</xml>',
+        "line 2 (sentence 1): has <ins> inside <del>",
+    ),
+    "xml: no sentence at all": ("bad.xml", b"<doc><p>text</p></doc>", "holds no <sentence>"),
+    "xml: sentence without sid": ("bad.xml", b"<xml><sentence>a</sentence></xml>", "no sid"),
+    "xml: unclosed": ("bad.xml", b'<xml>\n<sentence sid="1">a\n</xml>', "not well-formed"),
+    "xml: empty file": ("bad.xml", b"", "not well-formed"),
+    "xml: latin-1 bytes": ("bad.xml", b'<xml><sentence sid="1">caf\xe9</sentence></xml>', "UTF-8"),
+    "xml: duplicate ids": (
+        "bad.xml", b'<xml><sentence sid="1">a</sentence><sentence sid="1">b</sentence></xml>',
+        "occurs twice",  # names the corpus and the id, not the file: the store finds it
+    ),
+    "xml: a DuckDB store read as XML": ("bad.xml", b"", "not well-formed"),  # content: the store
+    "xml.gz: cut short": ("bad.xml.gz", b"", "cannot be read"),  # content: made below
+    "jsonl: null id": ("deleted.jsonl", json.dumps(ROW | {"id": None}).encode(), "id is null"),
+    "jsonl: object id": ("deleted.jsonl", json.dumps(ROW | {"id": {}}).encode(), "id is {}"),
+    "jsonl: best_words true": (
+        "deleted.jsonl", json.dumps(ROW | {"best_words": True}).encode(), "malformed",
+    ),
+    "jsonl: best_words [true]": (
+        "deleted.jsonl", json.dumps(ROW | {"best_words": [True]}).encode(), "must be indices",
+    ),
+    "jsonl: not json": ("deleted.jsonl", b"{oops", "is not JSON"),
+    "jsonl: no rows": ("deleted.jsonl", b"\n\n", "holds no rows"),
+    "jsonl: a list per line": ("deleted.jsonl", b"[1, 2]", "not a JSON object"),
+}  # fmt: skip
+
+
+def corpus_file(folder: Path, case: str, store: Path) -> Path:
+    name, content, _ = BAD_CORPUS_FILES[case]
+    if case == "xml: a DuckDB store read as XML":
+        content = store.read_bytes()
+    if case == "xml.gz: cut short":
+        whole = gzip.compress(b'<xml><sentence sid="1">' + b"word " * 5000 + b"</sentence></xml>")
+        content = whole[: len(whole) // 2]
+    path = folder / "input" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("case", BAD_CORPUS_FILES)
+def test_a_bad_corpus_file_is_one_line_and_leaves_the_store_as_it_was(
+    cli, store: Path, case: str
+) -> None:
+    path = corpus_file(store.parent, case, store)
+    before = snapshot(store)
+    outcome = cli("ingest", path, "--corpus", "small", "--db", store)
+    line = outcome.refused()
+    assert BAD_CORPUS_FILES[case][2] in line
+    assert str(path) in line or case == "xml: duplicate ids"
+    assert snapshot(store) == before
+
+
+# name: (arguments after `ingest`, with {file} for a good corpus file; what the line must say;
+# the exit code: 2 where the argument parser refuses a value before the command runs)
+BAD_INGEST_ARGUMENTS = {
+    "a missing file": (["{missing}"], "no such file", 1),
+    "a folder": (["{folder}"], "is a directory", 1),
+    "an unknown format": (["{file}", "--format", "csv"], "csv", 1),
+    "a name that says no format": (["{noext}"], "cannot tell the format", 1),
+    "an unknown split": (["{file}", "--split", "holdout"], "holdout", 2),
+    "an unknown kind": (["{jsonl}", "--kind", "typo"], "typo", 2),
+    "kind none for a rationale file": (["{jsonl}", "--kind", "none"], "unknown kind 'none'", 1),
+    "a kind for an XML file": (["{file}", "--kind", "deleted"], "--kind is for rationale", 1),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INGEST_ARGUMENTS)
+def test_bad_ingest_arguments_are_one_line_and_leave_the_store_as_it_was(
+    cli, store: Path, case: str
+) -> None:
+    folder = store.parent
+    (folder / "noext").write_text(XML)
+    released_rows(folder / "rows.jsonl", ["plain"])
+    places = {"missing": folder / "absent.xml", "folder": folder, "file": folder / "small.xml",
+              "noext": folder / "noext", "jsonl": folder / "rows.jsonl"}  # fmt: skip
+    args, says, code = BAD_INGEST_ARGUMENTS[case]
+    before = snapshot(store)
+    outcome = cli("ingest", *[a.format(**places) for a in args], "--db", store)
+    assert says in outcome.refused(code)
+    assert snapshot(store) == before
+
+
+# -- class 4: a model folder that would load wrong is refused before anything is written -------
+
+
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [("tokenizer", "no tokenizer files"), ("layers", "the weights lack layer(s) 6, 7")],
+)
+def test_evaluating_a_damaged_model_folder_is_one_line_and_writes_nothing(
+    cli, store: Path, damage: str, says: str
+) -> None:
+    from engine.models import bundled_minilm
+
+    folder = store.parent / "model"
+    shutil.copytree(bundled_minilm(), folder)
+    if damage == "tokenizer":
+        for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"):
+            (folder / name).unlink(missing_ok=True)
+    else:
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps(config | {"num_hidden_layers": 8}))
+    before = snapshot(store)
+    outcome = cli("evaluate", "--corpus", "small", "--split", "all", "--model", folder,
+                  "--db", store)  # fmt: skip
+    assert says in outcome.refused()
+    assert snapshot(store) == before
