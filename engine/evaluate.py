@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -105,11 +105,10 @@ def evaluate(
     started = datetime.now()
     with staging:
         evaluator = _Evaluator(spec, loaded, run_id)
-        finished = staging.done_examples(run_id)
-        resumed = len(finished)
-        total = staging.count_examples(spec.corpus)
+        resumed = staging.count_done(run_id)
+        total = staging.count_examples(spec.corpus)  # the staging store holds just these
         done, clock = resumed, time.perf_counter()
-        for chunk in _pending(staging, spec.corpus, finished):
+        for chunk in staging.pending_example_batches(spec.corpus, run_id, rows=CHUNK_ROWS):
             staging.write_chunk(evaluator.process(chunk))
             done += chunk.num_rows
             if on_progress:
@@ -136,16 +135,6 @@ def evaluate(
     if merge:
         publish_run(db, staging_path, run_id)
     return EvalResult(run_id, evaluator.display_name, staging_path, merge, figures, total, resumed)
-
-
-def _pending(staging: Store, corpus: str, finished: set[str]) -> Iterator[pa.Table]:
-    """The examples not in ``finished``, in chunks of at most ``CHUNK_ROWS`` by id."""
-    after = ""
-    while (chunk := staging.examples_after(corpus, after, CHUNK_ROWS)).num_rows:
-        after = chunk.column("id")[-1].as_py()
-        todo = chunk.filter(pa.array([i not in finished for i in chunk.column("id").to_pylist()]))
-        if todo.num_rows:
-            yield todo
 
 
 @dataclass

@@ -40,6 +40,10 @@ class JobWrites:
         rows = self._db.rows("SELECT example FROM predictions WHERE run = ?", [run_id])
         return {row[0] for row in rows}
 
+    def count_done(self, run_id: str) -> int:
+        """How many examples a run already has predictions for: a resumed job's head start."""
+        return self._db.one("SELECT count(*) FROM predictions WHERE run = ?", [run_id])[0]
+
     def pending_example_batches(
         self,
         corpus: str,
