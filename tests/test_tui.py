@@ -91,7 +91,7 @@ async def test_runs_screen_lists_every_run_with_its_f1(db: Path, data) -> None:
         assert first[5] == f"{runs[0][0].metrics['f1']:.3f}"
         matrix = app.screen.query_one("#matrix", DataTable)
         assert matrix.row_count == len(RUNS)
-        assert len(matrix.columns) == 1 + 7  # model + every method
+        assert len(matrix.columns) == 2 + 7  # model, N, every method
 
 
 async def test_table_metric_key_changes_the_method_matrix(db: Path) -> None:

@@ -428,3 +428,51 @@ async def test_export_format_follows_the_extension_and_asks_before_overwriting(
         await settle(pilot)
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert len(rows) == 60 and rows[0]["id"] == "s0001"
+
+
+async def test_export_follows_the_lists_sort_and_says_where_it_writes(
+    db: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    app = EditlensApp(db)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_examples(pilot)
+        await pilot.press("s")  # sort by confidence, most confident first
+        await settle(pilot)
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+        app.screen.query_one("#path", Input).value = "sorted.jsonl"
+        await pilot.pause()
+        where = text_of(app.screen.query_one("#where", Static))
+        assert str(tmp_path / "sorted.jsonl") in where
+        await pilot.press("enter")
+        await settle(pilot)
+    rows = [json.loads(line) for line in (tmp_path / "sorted.jsonl").read_text().splitlines()]
+    confidence = [row["confidence"] for row in rows]
+    assert len(rows) == 60 and confidence == sorted(confidence, reverse=True)
+
+
+# -- 10. the flagged matrix: N per row, small cells marked -------------------------------------
+
+
+async def test_flagged_matrix_shows_n_per_run_and_marks_small_cells(db: Path) -> None:
+    from tui_fixture import small_data
+
+    _, runs = small_data()
+    flagged = {
+        run.id: sum(1 for p in tables["predictions"].to_pylist() if p["pred"] and p["scorable"])
+        for run, tables in runs
+    }
+    assert min(flagged.values()) < 30 <= max(flagged.values())  # the fixture has both kinds
+    app = EditlensApp(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("f")
+        await settle(pilot)
+        matrix = app.screen.query_one("#matrix", DataTable)
+        for index, run in enumerate(run.id for run, _ in runs):
+            row = [str(cell) for cell in matrix.get_row_at(index)]
+            assert row[1] == str(flagged[run])
+            assert all(cell.endswith("†") == (flagged[run] < 30) for cell in row[2:])

@@ -21,6 +21,7 @@ from engine.vocabulary import method_info, method_order
 from tui.messages import OpenRun
 from tui.widgets.job import JobPanel
 
+SMALL_N = 30  # fewer examples than this in a cell: marked, its mean is too noisy to rank
 MATRIX_METRICS = ("top3", "hit1", "exact", "jaccard50", "jaccard", "token_f1", "auprc")
 
 
@@ -171,30 +172,38 @@ class RunsScreen(Screen):
     def _show_matrix(
         self, matrix: pa.Table, runs: list[dict[str, Any]], labels: dict[str, str]
     ) -> None:
+        """Each row's N beside its model; a cell over fewer than SMALL_N examples is marked †,
+        so a one-sentence 1.00 does not read as the best cell."""
         table = self.query_one("#matrix", DataTable)
         table.clear(columns=True)
         values = matrix.to_pylist()
         methods = sorted({row["method"] for row in values}, key=method_order)
-        n = max((row["n"] for row in values), default=0)
         self.query_one("#matrix-title", Label).update(
             Text(
-                f"Runs × methods · mean {self.matrix_metric} at the best layer · "
-                f"{self.population} · N≤{n:,}"
+                f"Runs × methods · mean {self.matrix_metric} at the best layer (picked on these"
+                f" same examples) · {self.population} · † N<{SMALL_N}"
             )
         )
         table.add_column("model", key="model")
+        table.add_column("N", key="n")
         for method in methods:
             table.add_column(_short(method), key=method)
         cells = {(row["run"], row["method"]): row for row in values}
         for run in runs:
-            line: list[Any] = [Text(labels[run["id"]])]
+            ns = [cells[(run["id"], m)]["n"] for m in methods if (run["id"], m) in cells]
+            n = "–" if not ns else f"{min(ns):,}" + ("" if min(ns) == max(ns) else f"–{max(ns):,}")
+            line: list[Any] = [Text(labels[run["id"]]), n]
             for method in methods:
                 row = cells.get((run["id"], method))
                 if row is None or row["value"] is None:
                     line.append("–")
-                else:
-                    layer = f" L{row['layer']}" if row["layer"] else ""
-                    line.append(f"{row['value']:.2f}{layer}")
+                    continue
+                layer = f" L{row['layer']}" if row["layer"] else ""
+                small = row["n"] < SMALL_N
+                cell = Text(f"{row['value']:.2f}{layer}" + ("†" if small else ""))
+                if small:
+                    cell.stylize("dim")
+                line.append(cell)
             table.add_row(*line, key=run["id"])
 
     def selected_run(self) -> dict[str, Any] | None:
