@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,10 +19,16 @@ from typing import Any
 import duckdb  # tests read and tamper with store files directly; the engine goes through Store
 import pyarrow.parquet as pq
 import pytest
+from safetensors import SafetensorError
 from store_snapshot import snapshot
 
+from engine import cli, pipeline
 from engine.ingest import ingest
+from engine.pipeline import DemoSpec
+from engine.specs import EvalSpec, default
 from engine.store import SCHEMA_VERSION, Store
+from engine.study import StudySpec
+from engine.train import TrainSpec
 
 EDITLENS = shutil.which("editlens") or str(Path(sys.executable).parent / "editlens")
 
@@ -374,3 +382,178 @@ def test_a_gzip_corpus_ingests_through_the_cli(tmp_path: Path) -> None:
     db = tmp_path / "store.duckdb"
     ok(editlens("ingest", path, "--db", db, cwd=tmp_path))
     assert len(export_jsonl(db, tmp_path, "packed")) == 5
+
+
+# -- arguments are checked before any work, and every failure is one line -----------------------
+
+USAGE_ERRORS = {
+    "evaluate --limit 0": (["evaluate", "--corpus", "small", "--limit", "0"], "--limit"),
+    "evaluate --limit -1": (["evaluate", "--corpus", "small", "--limit", "-1"], "--limit"),
+    "evaluate --batch-size 0": (["evaluate", "--corpus", "small", "--batch-size", "0"], "--batch-size"),
+    "evaluate --ig-steps 0": (["evaluate", "--corpus", "small", "--ig-steps", "0"], "--ig-steps"),
+    "evaluate --max-length 4": (["evaluate", "--corpus", "small", "--max-length", "4"], "--max-length"),
+    "evaluate --split nope": (["evaluate", "--corpus", "small", "--split", "nope"], "--split"),
+    "ingest --kind nope": (["ingest", "small.xml", "--kind", "nope"], "--kind"),
+    "synth --sentences -3": (["synth", "--out", "x.xml", "--sentences", "-3"], "--sentences"),
+    "report --metric nope": (["report", "--metric", "nope"], "--metric"),
+    "train --epochs 0": (["train", "--corpus", "small", "--epochs", "0"], "--epochs"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(USAGE_ERRORS))
+def test_a_bad_option_value_is_one_line_with_exit_2_before_any_work(
+    case: str, store: Path, tmp_path: Path, editlens, one_line_error
+) -> None:
+    args, option = USAGE_ERRORS[case]
+    before = snapshot(store)
+    result = editlens(*args, cwd=tmp_path, env={"EDITLENS_DB": str(store)})
+    line = one_line_error(result, option, code=2)
+    assert "--help" in line
+    assert snapshot(store) == before
+    assert not (tmp_path / "x.xml").exists()
+
+
+@pytest.mark.parametrize(
+    ("methods", "said"),
+    [
+        (["--methods", ","], "no method given"),
+        (["--methods", "attention", "--methods", "nonsense"], "unknown method nonsense"),
+        (["--methods", "attention,nonsense"], "unknown method nonsense"),
+    ],
+)
+def test_methods_are_checked_whether_comma_separated_or_repeated(
+    methods: list[str], said: str, store: Path, tmp_path: Path, editlens, one_line_error
+) -> None:
+    result = editlens("evaluate", "--corpus", "small", *methods, "--db", store, cwd=tmp_path)
+    one_line_error(result, said)
+
+
+HOSTILE = "[/bold] [link=http://x]y[/link]"
+
+
+def test_markup_in_a_corpus_name_is_printed_as_text(
+    tmp_path: Path, corpus_file: Path, editlens, succeeded, one_line_error
+) -> None:
+    db = tmp_path / "store.duckdb"
+    ingested = succeeded(editlens("ingest", corpus_file, "--corpus", HOSTILE, "--db", db))
+    assert "[/bold]" in ingested.stdout and "[link=http://x]y[/link]" in ingested.stdout
+    info = succeeded(editlens("info", "--db", db)).stdout
+    assert "[/bold]" in info and "[link=http://x]" in info
+    refused = editlens("export", "--corpus", f"{HOSTILE}!", "--db", db)
+    assert HOSTILE in one_line_error(refused, "is not in")
+
+
+def test_markup_in_an_error_message_is_printed_as_text(
+    tmp_path: Path, editlens, one_line_error
+) -> None:
+    missing = tmp_path / "[bold]notes[/bold].xml"
+    line = one_line_error(editlens("ingest", missing, "--db", tmp_path / "s.duckdb"))
+    assert "[bold]notes[/bold].xml" in line
+
+
+def test_ctrl_c_prints_the_one_line_message_and_exits_130(tmp_path: Path) -> None:
+    """An export blocked on a full pipe (nobody reads it) is interrupted mid-command."""
+    db = tmp_path / "store.duckdb"
+    big = "".join(
+        f'<sentence sid="{i}.1">Sentence {i} is<del>,</del> here.</sentence>' for i in range(3000)
+    )
+    (tmp_path / "big.xml").write_text(f"<xml>{big}</xml>", encoding="utf-8")
+    with Store(db) as store:
+        ingest(store, tmp_path / "big.xml")
+    process = subprocess.Popen(
+        [EDITLENS, "export", "--corpus", "big", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    process.stdout.readline()  # the command is running: it has written a record
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.splitlines() == [
+        "interrupted: nothing half-written was kept; rerun the command to resume"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (OSError(28, "No space left on device", "out.xml"), "out.xml: No space left on device"),
+        (ValueError("limit must be positive\ndetails"), "limit must be positive"),
+        (duckdb.IOException("IO Error: the disk is full\nat ..."), "IO Error: the disk is full"),
+        (
+            SafetensorError("Error while deserializing header: HeaderTooLarge"),
+            "Error while deserializing header: HeaderTooLarge",
+        ),
+    ],
+)
+def test_every_error_family_the_engine_meets_is_one_line_with_exit_1(
+    error: Exception, line: str, monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+) -> None:
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("engine.synth.write_aesw", fail)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["synth", "--out", str(tmp_path / "out.xml")])
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [f"error: {line}"]
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def broken(*args, **kwargs):
+        raise TypeError("a bug, not a user's mistake")
+
+    monkeypatch.setattr("engine.synth.write_aesw", broken)
+    with pytest.raises(TypeError):
+        cli.main(["synth", "--out", str(tmp_path / "out.xml")])
+
+
+def test_train_first_trains_at_the_evaluated_max_length_with_the_given_options(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = []
+    monkeypatch.setattr(
+        pipeline,
+        "train_then_evaluate",
+        lambda db, spec, training, *a, **k: calls.append((spec, training)) or (None, None),
+    )
+    argv = ["evaluate", "--corpus", "c", "--model", "m", "--train-first", "--max-length", "64",
+            "--epochs", "2", "--lr", "1e-4", "--train-batch-size", "8", "--train-seed", "7",
+            "--no-merge"]  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 0
+    ((spec, training),) = calls
+    assert (spec.corpus, spec.model, spec.max_length) == ("c", "m", 64)
+    assert training == TrainSpec(
+        corpus="c", model="m", max_length=64, epochs=2, lr=1e-4, batch_size=8, seed=7
+    )
+
+
+def test_without_options_train_first_uses_every_trainspec_default() -> None:
+    training = pipeline.training_for(EvalSpec(corpus="c"))
+    assert training == TrainSpec(corpus="c", max_length=default(EvalSpec, "max_length"))
+
+
+@pytest.mark.parametrize(
+    ("command", "spec"),
+    [("train", TrainSpec), ("evaluate", EvalSpec), ("study", StudySpec), ("demo", DemoSpec)],
+)
+def test_each_option_default_is_its_specs_default(command: str, spec: type) -> None:
+    """Declared once: every option named like a spec field shows that field's default."""
+    import typer.main
+
+    click_command = typer.main.get_command(cli.app).commands[command]  # type: ignore[attr-defined]
+    fields = {
+        f.name: f.default for f in dataclasses.fields(spec) if f.default is not dataclasses.MISSING
+    }
+    skip = {"out", "methods", "layers"}  # paths; lists whose absence means the spec's default
+    shared = [p for p in click_command.params if p.name in fields and p.name not in skip]
+    assert shared
+    for param in shared:
+        expected = fields[param.name]
+        if isinstance(expected, tuple):
+            expected = [str(x) for x in expected]
+        assert param.default == expected or param.default == fields[param.name], param.name
