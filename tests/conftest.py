@@ -20,7 +20,7 @@ EDITLENS = shutil.which("editlens") or str(Path(sys.executable).parent / "editle
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def editlens() -> Run:
     """``editlens(*args, cwd=..., env=..., timeout=...)``: the installed command in a subprocess,
     wide and colourless, with ``EDITLENS_DB`` unset unless ``env`` sets it."""
@@ -64,13 +64,13 @@ def one_line_error(result: subprocess.CompletedProcess[str], *words: str, code: 
     return lines[0]
 
 
-@pytest.fixture(name="succeeded")
+@pytest.fixture(name="succeeded", scope="session")
 def succeeded_fixture() -> Callable[..., subprocess.CompletedProcess[str]]:
     """Asserts a command exited 0 (its stderr as the message) and hands the result back."""
     return succeeded
 
 
-@pytest.fixture(name="one_line_error")
+@pytest.fixture(name="one_line_error", scope="session")
 def one_line_error_fixture() -> Callable[..., str]:
     """Asserts the one-line error contract (see ``one_line_error``) and returns the line."""
     return one_line_error
@@ -86,7 +86,7 @@ def store_with(folder: Path, xml: str, corpus: str, split: str | None = None) ->
     return db
 
 
-@pytest.fixture(name="store_with")
+@pytest.fixture(name="store_with", scope="session")
 def store_with_fixture() -> Callable[..., Path]:
     """``store_with(folder, xml, corpus, split=None)``: a store made by the real ingest code."""
     return store_with

@@ -557,3 +557,22 @@ def test_each_option_default_is_its_specs_default(command: str, spec: type) -> N
         if isinstance(expected, tuple):
             expected = [str(x) for x in expected]
         assert param.default == expected or param.default == fields[param.name], param.name
+
+
+def test_the_readme_commands_table_names_every_command_and_only_real_options() -> None:
+    import re
+
+    import typer.main
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("## Commands", 1)[1].split("\n\n", 2)[1]
+    commands = typer.main.get_command(cli.app).commands  # type: ignore[attr-defined]
+    listed = set()
+    for usage in re.findall(r"^\| `(editlens [^`]*)`(?: / `(editlens [^`]*)`)? \|", table, re.M):
+        for text in filter(None, usage):
+            name = text.split()[1]
+            listed.add(name)
+            options = {o for p in commands[name].params for o in (*p.opts, *p.secondary_opts)}
+            for option in re.findall(r"--[a-z-]+", text):
+                assert option in options, f"README: `editlens {name}` has no {option}"
+    assert listed == set(commands)
