@@ -10,12 +10,11 @@ import shlex
 import subprocess
 import sys
 import threading
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Input, Label, Select, Static
-from tui_fixture import RUNS, build_small, build_staged_run
+from tui_fixture import RUNS, build_small, build_staged_run, build_training_run
 
 from tui.app import EditlensApp
 
@@ -273,40 +272,9 @@ async def test_runs_table_has_focus_at_launch_and_after_escape(db: Path) -> None
         assert app.focused is app.screen.query_one("#runs", DataTable)
 
 
-def add_training_run(db: Path) -> None:
-    from engine.store import Run, Store
-
-    history = [
-        {"epoch": 1, "train_loss": 0.69, "dev_loss": 0.61, "dev_accuracy": 0.71, "dev_f1": 0.70},
-        {"epoch": 2, "train_loss": 0.52, "dev_loss": 0.55, "dev_accuracy": 0.78, "dev_f1": 0.77},
-    ]
-    run = Run(
-        id="train-demo",
-        kind="train",
-        model="minilm+ft:demo",
-        checkpoint="checkpoints/train-demo/best",
-        corpus="demo",
-        split="train",
-        layers=6,
-        heads=12,
-        config={"epochs": 2, "lr": 1e-4},
-        metrics={
-            "best_epoch": 2,
-            "history": history,
-            "dev": {"accuracy": 0.78, "f1": 0.77, "loss": 0.55},
-            "accuracy": 0.78,
-            "f1": 0.77,
-        },
-        started=datetime(2030, 1, 1, 9),
-        finished=datetime(2030, 1, 1, 10),
-    )
-    with Store(db) as store:
-        store.record_run(run)
-
-
 async def test_a_training_run_opens_its_history(tmp_path: Path) -> None:
     db = build_small(tmp_path / "store.duckdb")
-    add_training_run(db)
+    build_training_run(db)
     app = EditlensApp(db)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tui_fixture import build_small
+from tui_fixture import build_small, build_training_run
 
 from tui.app import EditlensApp
 
@@ -67,6 +67,51 @@ def test_help_screen(snap_compare, db: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(app_for(db), terminal_size=(80, 24), run_before=before)
+
+
+def test_examples_screen_after_method_and_layer_keys(snap_compare, db: Path) -> None:
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("m", "m", "h", "o")  # rollout, layer 5, interpretable only
+        await settle(pilot)
+
+    assert snap_compare(app_for(db), terminal_size=(80, 24), run_before=before)
+
+
+def test_training_screen(snap_compare, tmp_path: Path) -> None:
+    db = build_training_run(build_small(tmp_path / "store.duckdb"))
+
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("down", "down", "enter")
+        await settle(pilot)
+
+    assert snap_compare(app_for(db), terminal_size=(80, 24), run_before=before)
+
+
+def test_evaluate_form(snap_compare, db: Path) -> None:
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+
+    assert snap_compare(app_for(db), terminal_size=(80, 24), run_before=before)
+
+
+def test_export_dialog(snap_compare, db: Path, monkeypatch) -> None:
+    monkeypatch.chdir("/")  # the dialog shows the full path it will write
+
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("ctrl+e")
+        await settle(pilot)
+
+    app = app_for(db)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=before)
 
 
 def test_missing_store_screen(snap_compare, tmp_path: Path) -> None:

@@ -351,6 +351,37 @@ def build_staged_run(staging_path: Path, run_id: str = "ft-again", seed: int = 8
     return staging_path
 
 
+def build_training_run(path: Path) -> Path:
+    """Add a two-epoch training run (its history as engine.train records it) to a store."""
+    history = [
+        {"epoch": 1, "train_loss": 0.69, "dev_loss": 0.61, "dev_accuracy": 0.71, "dev_f1": 0.70},
+        {"epoch": 2, "train_loss": 0.52, "dev_loss": 0.55, "dev_accuracy": 0.78, "dev_f1": 0.77},
+    ]
+    run = Run(
+        id="train-demo",
+        kind="train",
+        model="minilm+ft:demo",
+        checkpoint="checkpoints/train-demo/best",
+        corpus=CORPUS,
+        split="train",
+        layers=LAYERS,
+        heads=HEADS,
+        config={"epochs": 2, "lr": 1e-4},
+        metrics={
+            "best_epoch": 2,
+            "history": history,
+            "dev": {"accuracy": 0.78, "f1": 0.77, "loss": 0.55},
+            "accuracy": 0.78,
+            "f1": 0.77,
+        },
+        started=T0 + timedelta(days=1),
+        finished=T0 + timedelta(days=1, hours=1),
+    )
+    with Store(path) as store:
+        store.record_run(run)
+    return path
+
+
 # -- the benchmark's million-example store ---------------------------------------------------
 
 LARGE_CORPUS = "big"

@@ -67,6 +67,7 @@ class RunsScreen(Screen):
     RunsScreen #runs { height: auto; max-height: 10; }
     RunsScreen #matrix { height: auto; max-height: 12; }
     RunsScreen .title { padding: 0 1; color: $text-muted; text-style: bold; }
+    RunsScreen #matrix-title { width: 1fr; height: auto; }
     RunsScreen #empty { padding: 1 2; }
     """
 
