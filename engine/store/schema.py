@@ -1,8 +1,9 @@
 """The store's tables, its schema version, and the upgrade of an older store.
 
 The metric columns of ``outcomes`` and ``summaries`` are derived from ``engine.vocabulary.METRICS``,
-so adding a metric there adds its column here; bump ``SCHEMA_VERSION`` with it, and an older store
-gets the column (``ALTER TABLE ... ADD COLUMN``) the next time a writer opens it.
+so adding a metric there adds its column here: a store that lacks it gets it (``ALTER TABLE ...
+ADD COLUMN``) the next time a writer opens it, and a reader is told to upgrade it, as for an
+older schema version (no version bump needed for a metric).
 
 An older store opened for writing is upgraded in one transaction, then stamped. Opened read-only
 (the TUI, ``report``, ``info``) it is refused with what to run (``editlens info --upgrade``, or any
@@ -157,6 +158,12 @@ def check(db: Database, *, read_only: bool) -> None:
             raise StoreError(
                 f"{path}: store schema {found} is older than this editlens ({SCHEMA_VERSION}); "
                 f"{UPGRADE_HINT}"
+            )
+        missing = sorted({c for columns in _missing_columns(db).values() for c in columns})
+        if missing:
+            raise StoreError(
+                f"{path}: store has no column for the metrics {', '.join(missing)} (added to "
+                f"editlens since it was written); {UPGRADE_HINT}"
             )
         return
     if found < SCHEMA_VERSION or _missing_columns(db):

@@ -105,23 +105,31 @@ class ReadOnlyFile(Database):
                 self.close()  # a refused file must not stay held
 
     def _acquire(self) -> duckdb.DuckDBPyConnection:
+        """A cursor on the shared connection; while a writer waits, none is handed out: the
+        connection is closed as soon as no query runs, and reopened after the writer."""
         with self._lock:
-            shared = self._shared
-            if shared is not None and writers_waiting(self.path) and self._users == 0:
-                shared.close()
-                shared = self._shared = None
-            if shared is None:
-                if not self.path.exists():
-                    raise _missing(self.path)
-                shared = connect(self.path, read_only=True, wait=self._wait, notice=self._notice)
-                self._shared = shared
+            if self._shared is not None and not writers_waiting(self.path):
+                return self._cursor()
+            if self._users == 0:
+                self._close_shared()
+        if not self.path.exists():
+            raise _missing(self.path)
+        # Outside the lock: this may wait (for a writer), while other threads finish queries.
+        con = connect(self.path, read_only=True, wait=self._wait, notice=self._notice)
+        with self._lock:
+            if self._shared is None:
+                self._shared = con
                 threading.Thread(target=self._let_go_when_idle, daemon=True).start()
-            self._users += 1
-            try:
-                return shared.cursor()
-            except Exception:
-                self._users -= 1
-                raise
+            else:
+                con.close()  # another thread opened it meanwhile: the same DuckDB instance
+            return self._cursor()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """Under the lock: a cursor of the shared connection, counted as a running query."""
+        assert self._shared is not None
+        cursor = self._shared.cursor()
+        self._users += 1
+        return cursor
 
     def _release(self) -> None:
         with self._lock:
