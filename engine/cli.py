@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine.corpus import EDIT_KINDS, SPLITS
+from engine.device import PRECISIONS
 from engine.errors import EditlensError
 from engine.pipeline import DemoSpec, Reporter
 from engine.specs import EvalSpec, default
@@ -50,6 +51,7 @@ Kind = Literal[EDIT_KINDS]  # type: ignore[valid-type]
 EvalSplit = Literal[(*SPLITS, "all")]  # type: ignore[valid-type]
 Split = Literal[SPLITS]  # type: ignore[valid-type]
 Metric = Literal[METRIC_NAMES]  # type: ignore[valid-type]
+Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
 
 
 def train_default(name: str) -> Any:
@@ -320,15 +322,29 @@ def train(
     limit: Annotated[
         int | None, typer.Option(min=1, help="Use only the first N training examples.")
     ] = train_default("limit"),
+    device: Annotated[
+        str, typer.Option(help="auto | cpu | cuda | cuda:N | mps; auto takes the GPU if any.")
+    ] = train_default("device"),
+    precision: Annotated[
+        Precision, typer.Option(help="Compute precision (bf16/fp16: autocast; fp16 on GPUs).")
+    ] = train_default("precision"),
+    checkpoint_every: Annotated[
+        int, typer.Option(min=0, help="Optimizer steps between checkpoints (0: epoch ends only).")
+    ] = train_default("checkpoint_every"),
     out_dir: Annotated[Path | None, typer.Option("--out", help="Checkpoint directory.")] = None,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
-    """Fine-tune a classifier; Ctrl-C and rerun to resume from the last finished epoch."""
+    """Fine-tune a classifier; a killed run resumes from its last checkpoint when rerun.
+
+    Under `torchrun --nproc_per_node N` or `accelerate launch --multi_gpu --num_processes N`
+    it trains data-parallel; --batch-size stays the global batch.
+    """
     from engine import pipeline
 
     spec = TrainSpec(
         corpus=corpus, model=model, epochs=epochs, lr=lr, batch_size=batch_size,
         max_length=max_length, seed=seed, patience=patience, limit=limit, out=out_dir,
+        device=device, precision=precision, checkpoint_every=checkpoint_every,
     )  # fmt: skip
     with ConsoleReporter() as reporter:
         result = pipeline.train(db, spec, reporter)
