@@ -11,9 +11,11 @@ import numpy as np
 import pyarrow.csv as pa_csv
 import pytest
 from rich.console import Console
+from rich.text import Text
 from test_store_analysis import cells_in_python, outcomes
 from tui_fixture import CORPUS, RUNS, _publish, _run, _run_tables, build_small, small_data
 
+from engine import highlight
 from engine.errors import EditlensError
 from engine.figures import Side
 from engine.metrics import Estimate
@@ -257,11 +259,15 @@ async def test_heads_drill_down_shows_the_chosen_heads_words(db, rows) -> None:
         await settle(pilot)
         head = next(h for h in rows[FT]["heads"] if h["example"] == example)
         seen = len(head["last"]) // 12
-        row = head["last"][seen : 2 * seen]
-        words = next(e for e in small_data()[0] if e.id == example).words
-        top = words[int(np.argmax(row))]
-        shown = plain(screen.query_one("#words", HeadSentence))
-        assert "L6 H2" in shown and f"{top}¹" in shown
+        sentence = next(e for e in small_data()[0] if e.id == example)
+
+        def coloured_by(index: int) -> Text:
+            row = head["last"][index * seen : (index + 1) * seen]
+            return highlight.sentence(sentence.words, sentence.rationale, row, seen)
+
+        shown = screen.query_one("#words", HeadSentence).render()
+        assert shown.renderables[0].plain.startswith("L6 H2")
+        assert shown.renderables[1] == coloured_by(1) != coloured_by(0)  # head 2's row, not 1's
         await pilot.press("k")  # layer 5: its words are not stored
         await settle(pilot)
         assert "last layer (L6) only" in plain(screen.query_one("#words", HeadSentence))
