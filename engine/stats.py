@@ -21,12 +21,9 @@ def mcnemar_p(a_only: int, b_only: int) -> float:
     n, low = int(a_only) + int(b_only), min(int(a_only), int(b_only))
     if n == 0:
         return 1.0
-    k = np.arange(low + 1)
-    log_terms = (
-        math.lgamma(n + 1)
-        - np.array([math.lgamma(i + 1) + math.lgamma(n - i + 1) for i in k])
-        - n * math.log(2)
-    )
+    # log C(n, k) for k = 0..low, by the ratio C(n, k) / C(n, k-1) = (n - k + 1) / k
+    k = np.arange(1, low + 1)
+    log_terms = np.concatenate([[0.0], np.cumsum(np.log(n - k + 1) - np.log(k))]) - n * math.log(2)
     peak = log_terms.max()
     tail = math.exp(peak + math.log(np.exp(log_terms - peak).sum()))
     return min(1.0, 2.0 * tail)
