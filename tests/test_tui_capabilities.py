@@ -343,6 +343,15 @@ def test_pins_are_written_atomically_beside_the_store(tmp_path: Path) -> None:
     assert Bookmarks(db).pinned("c") == ["2.1"]
 
 
+def test_two_holders_of_the_pins_file_do_not_lose_each_others_pins(tmp_path: Path) -> None:
+    """Two screens (or two TUIs) each hold a Bookmarks read before the other's change."""
+    db = tmp_path / "x.duckdb"
+    first, second = Bookmarks(db), Bookmarks(db)
+    first.toggle("c", "1.1")
+    second.toggle("c", "2.1")
+    assert Bookmarks(db).pinned("c") == ["1.1", "2.1"]
+
+
 def test_a_damaged_pins_file_is_reported_not_overwritten(tmp_path: Path) -> None:
     db = tmp_path / "x.duckdb"
     pins_path(db).write_text("{not json")

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 from engine.errors import EditlensError
 
 VERSION = 1
+_LOCK = threading.Lock()  # one read-modify-write of a pins file at a time in this process
 
 
 def pins_path(db: Path) -> Path:
@@ -49,16 +51,21 @@ class Bookmarks:
         return example in self._pins.get(corpus, [])
 
     def toggle(self, corpus: str, example: str) -> bool:
-        """Pin the example, or unpin it if it was pinned; returns whether it is pinned now."""
-        ids = self._pins.setdefault(corpus, [])
-        if example in ids:
-            ids.remove(example)
-        else:
-            ids.append(example)
-        if not ids:
-            del self._pins[corpus]
-        self._write()
-        return example in ids
+        """Pin the example, or unpin it if it was pinned; returns whether it is pinned now.
+
+        Reads the file again first, under a lock, so two quick toggles (two workers, or another
+        TUI on the same store) both land."""
+        with _LOCK:
+            self._pins = self._read()
+            ids = self._pins.setdefault(corpus, [])
+            if example in ids:
+                ids.remove(example)
+            else:
+                ids.append(example)
+            if not ids:
+                del self._pins[corpus]
+            self._write()
+            return example in ids
 
     def _write(self) -> None:
         text = json.dumps({"version": VERSION, "pins": self._pins}, indent=1, sort_keys=True)
