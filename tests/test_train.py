@@ -236,10 +236,33 @@ def test_a_corpus_without_dev_examples_is_refused(tmp_path: Path) -> None:
         ({"lr": 0.0}, "learning rate"),
         ({"warmup": 1.0}, "warm-up"),
         ({"patience": -1}, "patience"),
+        ({"checkpoint_every": -1}, "checkpoint-every counts steps"),
+        ({"device": "tpu"}, "device 'tpu': use one of"),
+        ({"device": "cpu", "precision": "fp16"}, "fp16 needs a GPU"),
+        ({"precision": "fp8"}, "precision 'fp8'"),
     ],
 )
 def test_impossible_settings_are_refused(db: Path, change: dict, message: str) -> None:
     refused(db, dataclasses.replace(TrainSpec(corpus="tiny"), **change), message)
+
+
+def test_a_gpu_the_machine_does_not_have_is_refused_before_anything_is_written(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    refused(db, TrainSpec(corpus="tiny", device="cuda:1"), "device cuda:1: no CUDA GPU")
+
+
+def test_precision_is_part_of_the_run_but_device_and_checkpoint_interval_are_not() -> None:
+    spec = TrainSpec(corpus="c")
+    assert run_id_for(spec) == run_id_for(
+        dataclasses.replace(spec, device="cuda:3", checkpoint_every=7)
+    )
+    assert run_id_for(spec) != run_id_for(dataclasses.replace(spec, precision="bf16"))
+    # fp32 adds nothing: the id train.py gave this spec before precision existed
+    assert run_id_for(spec) == "train-minilm-c-059804d3"
 
 
 def test_a_checkpoint_directory_of_another_spec_is_refused(db: Path, tmp_path: Path) -> None:
