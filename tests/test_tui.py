@@ -204,11 +204,11 @@ async def test_example_screen_steps_methods_layers_and_examples(db: Path) -> Non
         assert screen.pair == ("attention", 5)
         await pilot.press("m")
         assert screen.pair == ("attention_max", 5)
-        await pilot.press("m", "m")
-        assert screen.pair == ("grad_x_input", 0)
+        await pilot.press("m", "m")  # the registry's order: rollout, then grad
+        assert screen.pair == ("grad", 0)
         await settle(pilot)
         sentence = screen.query_one("#sentence", ScoredSentence)
-        assert sentence.scores["method"] == "grad_x_input"
+        assert sentence.scores["method"] == "grad"
         await pilot.press("n")
         await settle(pilot)
         second = str(examples.query_one("#table", DataTable).get_row_at(1)[0])

@@ -16,7 +16,9 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static
 
+from engine.vocabulary import method_order
 from tui.state import PAGE, Filters
+from tui.widgets.job import JobPanel
 from tui.widgets.sentence import HeadGrid, RunComparison, ScoredSentence
 
 
@@ -101,6 +103,7 @@ class ExampleScreen(Screen[tuple[int, int]]):
             yield HeadGrid(id="grid")
             yield Label("Every run, same method and layer", classes="section")
             yield RunComparison(id="compare")
+        yield JobPanel()
         yield Footer()
 
     def on_mount(self) -> None:
@@ -214,7 +217,7 @@ class ExampleScreen(Screen[tuple[int, int]]):
         toggle_pin(self, self.filters.run, self.example)
 
     def action_method(self, step: int) -> None:
-        methods = sorted({m for m, _ in self._pairs})
+        methods = sorted({m for m, _ in self._pairs}, key=method_order)  # as the list's
         if not methods:
             return
         method, layer = self.pair
@@ -251,9 +254,7 @@ class ExampleScreen(Screen[tuple[int, int]]):
     def load_page(self, offset: int, index: int) -> None:
         f = self.filters
         with self.app.handle.read() as store:
-            page = store.example_page(
-                **f.query(), sort=f.sort, descending=f.descending, limit=PAGE, offset=offset
-            )
+            page = store.example_page(f, limit=PAGE, offset=offset)
         self.post_message(self.PageLoaded(offset, page.column("id").to_pylist(), index))
 
     @on(PageLoaded)

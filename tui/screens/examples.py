@@ -100,6 +100,11 @@ def cli_command(filters: Filters) -> str:
     return shlex.join(parts)
 
 
+def _layer_key(filters: Filters) -> Filters:
+    """What the per-layer counts depend on: the filter without its layer, outcome and order."""
+    return filters.with_(layer=0, outcome="any", sort="id", descending=False)
+
+
 def _bucket(row: dict[str, Any]) -> str:
     return ("T" if row["pred"] == row["label"] else "F") + ("P" if row["pred"] else "N")
 
@@ -195,6 +200,8 @@ class ExamplesScreen(Screen):
         self._total = 0
         self._cursor_after_load = 0
         self._search_timer: Timer | None = None
+        self._layers_wanted = False
+        self._by_layer: tuple[Filters, dict[int, int]] | None = None
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -286,14 +293,8 @@ class ExamplesScreen(Screen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="page")
     def load(self, filters: Filters, offset: int) -> None:
         with self.app.handle.read() as store:
-            counts = store.bucket_counts(**filters.query())
-            page = store.example_page(
-                **filters.query(),
-                sort=filters.sort,
-                descending=filters.descending,
-                limit=PAGE,
-                offset=offset,
-            )
+            counts = store.bucket_counts(filters)
+            page = store.example_page(filters, limit=PAGE, offset=offset)
         self.post_message(self.Loaded(filters, offset, page, counts))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="layers")
@@ -301,34 +302,41 @@ class ExamplesScreen(Screen):
         by_layer = {}
         with self.app.handle.read() as store:
             for layer in layers:
-                counts = store.bucket_counts(**filters.with_(layer=layer).query())
+                counts = store.bucket_counts(filters.with_(layer=layer))
                 by_layer[layer] = counts["interpretable"]
         self.post_message(self.LayersLoaded(filters, by_layer))
 
     def _reload(self, layers: bool = True) -> None:
+        """Load the page now; the per-layer counts after it arrives, so they never slow it."""
         self.load(self.filters, self.offset)
-        if layers:
-            self._load_layer_counts()
+        self._layers_wanted = self._layers_wanted or layers
 
-    def _load_layer_counts(self) -> None:
+    def _show_layers(self) -> None:
+        """The per-layer line: from the last counts when only the layer, outcome or order
+        changed (none of which changes them), else read in a worker."""
         f = self.filters
+        widget = self.query_one("#layers", Static)
         layers = [la for la in self._layers(f.method) if la]
-        if is_layered(f.method) and len(layers) > 1:
-            self.load_layers(f, layers)
+        if not is_layered(f.method) or len(layers) < 2:
+            widget.display = False
+        elif self._by_layer is not None and self._by_layer[0] == _layer_key(f):
+            widget.display = True
+            widget.update(layer_line(f.method, f.layer, self._by_layer[1]))
         else:
-            self.query_one("#layers", Static).display = False
+            self.load_layers(f, layers)
 
-    def watch_filters(self, old: Filters, new: Filters) -> None:
+    def watch_filters(self) -> None:
         self.set_reactive(ExamplesScreen.offset, 0)
         self._cursor_after_load = 0
         self._sync_controls()
-        self._reload(layers=old.with_(outcome=new.outcome, sort=new.sort) != new)
+        self._reload()
 
     def watch_offset(self) -> None:
         self._reload(layers=False)
 
     def refresh_data(self) -> None:
         """Read everything again (the store changed under us)."""
+        self._by_layer = None
         self.load_meta(self.filters.run)
 
     @on(Loaded)
@@ -358,15 +366,14 @@ class ExamplesScreen(Screen):
         if self._rows:
             table.move_cursor(row=min(self._cursor_after_load, len(self._rows) - 1))
         self._show_status()
+        if self._layers_wanted:
+            self._layers_wanted = False
+            self._show_layers()
 
     @on(LayersLoaded)
     def _layers_loaded(self, event: LayersLoaded) -> None:
-        f = self.filters
-        if event.filters.with_(layer=f.layer, outcome=f.outcome, sort=f.sort) != f:
-            return
-        layers = self.query_one("#layers", Static)
-        layers.display = True
-        layers.update(layer_line(f.method, f.layer, event.by_layer))
+        self._by_layer = (_layer_key(event.filters), event.by_layer)
+        self._show_layers()
 
     def _show_status(self) -> None:
         f = self.filters
