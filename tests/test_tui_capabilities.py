@@ -164,6 +164,20 @@ async def test_compare_two_layers_of_one_run_picked_in_bs_drop_downs(db, rows) -
         assert cell_text(screen, 0, 2) == str(len(cells[True, False]))
 
 
+async def test_choosing_the_blank_line_of_a_drop_down_keeps_the_side(db) -> None:
+    app = EditlensApp(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_list(pilot)
+        await pilot.press("v")
+        await settle(pilot)
+        screen = app.screen
+        sides = screen.sides
+        await pilot.press("shift+tab", "shift+tab", "shift+tab", "enter", "up", "up", "enter")
+        await settle(pilot)
+        assert screen.sides == sides
+        assert screen.query_one("#b-run").value == BASE
+
+
 # -- charts ----------------------------------------------------------------------------------
 
 

@@ -324,7 +324,10 @@ class CompareScreen(ReadingScreen):
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
-        if self.sides is None or event.value is Select.NULL or event.select.id is None:
+        if self.sides is None or event.select.id is None:
+            return
+        if event.value is Select.NULL:  # the blank line: put the side's value back
+            self._sync_selects()
             return
         name, part = event.select.id.split("-")
         index = 0 if name == "a" else 1
