@@ -20,7 +20,7 @@ from engine.errors import EditlensError
 from engine.figures import Side
 from engine.metrics import Estimate
 from engine.released import edited_counterpart
-from engine.store import Store, examples_to_arrow
+from engine.store import Store, StoreReader, examples_to_arrow
 from tui.app import EditlensApp
 from tui.bookmarks import Bookmarks, pins_path
 from tui.screens.charts import ChartsScreen
@@ -301,6 +301,12 @@ async def test_minimal_pair_sets_the_sentence_over_its_twin_word_by_word(pair_db
         shown = plain(app.screen.query_one("#pair", PairView))
         assert example in shown and f"{example}/edited" in shown
         assert "·" in shown  # the deleted words face a gap in the twin
+        await pilot.press("h", "m")  # layer 5, then the next method at the same layer
+        await settle(pilot)
+        assert app.screen.pair == ("attention_max", 5)
+        expected = StoreReader(pair_db).pair_rows("pairs-run", example, "attention_max", 5)
+        shown_rows = app.screen.query_one("#pair", PairView).rows
+        assert [r["scores"] for r in shown_rows] == [r["scores"] for r in expected]
 
 
 def test_align_pairs_equal_words_and_leaves_gaps_for_deletions() -> None:
