@@ -49,20 +49,6 @@ ROW = {
 }  # fmt: skip
 
 
-def editlens(
-    *args: str | Path, cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k != "EDITLENS_DB"} | (env or {})
-    return subprocess.run(
-        [EDITLENS, *map(str, args)],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def editlens_all(
     commands: list[tuple[str | Path, ...]], cwd: Path
 ) -> list[subprocess.CompletedProcess[str]]:
@@ -89,11 +75,6 @@ def editlens_all(
     return results
 
 
-def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
-    assert result.returncode == 0, result.stderr
-    return result
-
-
 @pytest.fixture
 def corpus_file(tmp_path: Path) -> Path:
     path = tmp_path / "small.xml"
@@ -101,43 +82,42 @@ def corpus_file(tmp_path: Path) -> Path:
     return path
 
 
-def make_store(folder: Path) -> Path:
+@pytest.fixture
+def store(tmp_path: Path, store_with) -> Path:
     """A store holding corpus 'small' (5 sentences), made in-process: the CLI ingest is tested above."""
-    source = folder / "small.xml"
-    source.write_text(XML, encoding="utf-8")
-    db = folder / "store.duckdb"
-    with Store(db) as store:
-        ingest(store, source)
-    return db
+    return store_with(tmp_path, XML, "small")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Path:
-    return make_store(tmp_path)
+def export_jsonl(editlens, succeeded):
+    """``export_jsonl(db, cwd, corpus="small")``: the corpus' records, through `editlens export`."""
 
+    def export(db: Path, cwd: Path, corpus: str = "small") -> list[dict[str, Any]]:
+        result = succeeded(editlens("export", "--corpus", corpus, "--db", db, cwd=cwd))
+        return [json.loads(line) for line in result.stdout.splitlines()]
 
-def export_jsonl(db: Path, cwd: Path, corpus: str = "small") -> list[dict[str, Any]]:
-    result = ok(editlens("export", "--corpus", corpus, "--db", db, cwd=cwd))
-    return [json.loads(line) for line in result.stdout.splitlines()]
+    return export
 
 
 # -- the happy path ----------------------------------------------------------------------------
 
 
 def test_ingest_prints_a_summary_and_info_shows_the_corpus(
-    tmp_path: Path, corpus_file: Path
+    tmp_path: Path, corpus_file: Path, editlens, succeeded
 ) -> None:
     db = tmp_path / "store.duckdb"
-    result = ok(editlens("ingest", corpus_file, "--db", db, cwd=tmp_path))
+    result = succeeded(editlens("ingest", corpus_file, "--db", db, cwd=tmp_path))
     assert "sentences written" in result.stdout
     assert "kind spelling" in result.stdout
     assert "Traceback" not in result.stderr
-    info = ok(editlens("info", "--db", db, cwd=tmp_path))
+    info = succeeded(editlens("info", "--db", db, cwd=tmp_path))
     assert "small" in info.stdout
     assert "inserted=1" in info.stdout
 
 
-def test_export_writes_one_json_record_per_example_to_stdout(store: Path, tmp_path: Path) -> None:
+def test_export_writes_one_json_record_per_example_to_stdout(
+    store: Path, tmp_path: Path, export_jsonl
+) -> None:
     records = export_jsonl(store, tmp_path)
     assert [r["id"] for r in records] == ["1.1", "1.2", "1.3", "1.4", "1.5"]
     first = records[0]
@@ -147,8 +127,10 @@ def test_export_writes_one_json_record_per_example_to_stdout(store: Path, tmp_pa
     assert [r["kind"] for r in records] == ["deleted", "spelling", "inserted", "mixed", "none"]
 
 
-def test_export_writes_csv_with_lists_as_json_cells(store: Path, tmp_path: Path) -> None:
-    result = ok(
+def test_export_writes_csv_with_lists_as_json_cells(
+    store: Path, tmp_path: Path, editlens, succeeded
+) -> None:
+    result = succeeded(
         editlens("export", "--corpus", "small", "--format", "csv", "--db", store, cwd=tmp_path)
     )
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
@@ -157,9 +139,13 @@ def test_export_writes_csv_with_lists_as_json_cells(store: Path, tmp_path: Path)
     assert json.loads(rows[2]["rationale"]) == [1, 2]
 
 
-def test_export_writes_parquet_to_the_out_file(store: Path, tmp_path: Path) -> None:
+def test_export_writes_parquet_to_the_out_file(
+    store: Path, tmp_path: Path, editlens, succeeded, export_jsonl
+) -> None:
     out = tmp_path / "small.parquet"
-    result = ok(editlens("export", "--corpus", "small", "--out", out, "--db", store, cwd=tmp_path))
+    result = succeeded(
+        editlens("export", "--corpus", "small", "--out", out, "--db", store, cwd=tmp_path)
+    )
     assert result.stdout == ""
     table = pq.read_table(out)
     assert table.num_rows == 5
@@ -167,34 +153,40 @@ def test_export_writes_parquet_to_the_out_file(store: Path, tmp_path: Path) -> N
     assert table.to_pylist() == export_jsonl(store, tmp_path)
 
 
-def test_the_editlens_db_variable_chooses_the_store(tmp_path: Path, corpus_file: Path) -> None:
+def test_the_editlens_db_variable_chooses_the_store(
+    tmp_path: Path, corpus_file: Path, editlens, succeeded, export_jsonl
+) -> None:
     db = tmp_path / "from-env.duckdb"
     env = {"EDITLENS_DB": str(db)}
-    ok(editlens("ingest", corpus_file, cwd=tmp_path, env=env))
+    succeeded(editlens("ingest", corpus_file, cwd=tmp_path, env=env))
     assert db.exists()
     assert not (tmp_path / "editlens.duckdb").exists()
-    assert "small" in ok(editlens("info", cwd=tmp_path, env=env)).stdout
+    assert "small" in succeeded(editlens("info", cwd=tmp_path, env=env)).stdout
     assert len(export_jsonl(db, tmp_path)) == 5
 
 
 def test_without_db_or_variable_the_store_is_in_the_working_directory(
-    tmp_path: Path, corpus_file: Path
+    tmp_path: Path, corpus_file: Path, editlens, succeeded
 ) -> None:
-    ok(editlens("ingest", corpus_file, cwd=tmp_path))
+    succeeded(editlens("ingest", corpus_file, cwd=tmp_path))
     assert (tmp_path / "editlens.duckdb").exists()
 
 
-def test_reingesting_through_the_cli_changes_nothing(store: Path, corpus_file: Path) -> None:
+def test_reingesting_through_the_cli_changes_nothing(
+    store: Path, corpus_file: Path, editlens, succeeded
+) -> None:
     before = snapshot(store)
-    ok(editlens("ingest", corpus_file, "--db", store, cwd=corpus_file.parent))
+    succeeded(editlens("ingest", corpus_file, "--db", store, cwd=corpus_file.parent))
     assert snapshot(store) == before
 
 
-def test_the_released_format_ingests_with_pairs(tmp_path: Path) -> None:
+def test_the_released_format_ingests_with_pairs(
+    tmp_path: Path, editlens, succeeded, export_jsonl
+) -> None:
     path = tmp_path / "deleted.jsonl"
     path.write_text(json.dumps(ROW) + "\n", encoding="utf-8")
     db = tmp_path / "store.duckdb"
-    result = ok(editlens("ingest", path, "--pairs", "--db", db, cwd=tmp_path))
+    result = succeeded(editlens("ingest", path, "--pairs", "--db", db, cwd=tmp_path))
     assert "pairs" in result.stdout
     records = export_jsonl(db, tmp_path, "deleted")
     assert [(r["id"], r["label"]) for r in records] == [("5.2", True), ("5.2/edited", False)]
@@ -206,7 +198,11 @@ LINE = json.dumps(ROW)
 BAD_FILES: dict[str, tuple[str, bytes, str | None]] = {
     # case: (file name, content, the location the error must name besides the file)
     "unclosed-tag": ("bad.xml", b'<xml>\n<sentence sid="1.1">ok\n</xml>\n', "line 3"),
-    "wrong-root": ("bad.xml", b'<doc><sentence sid="1.1">x</sentence></doc>', None),
+    "no-sentence": (
+        "bad.xml",
+        b"<doc><p>x</p></doc>",
+        None,
+    ),  # any root is fine, no sentence is not
     "not-xml": ("bad.xml", b"just some words\n", "line 1"),
     "empty": ("bad.xml", b"", "line 1"),
     "non-utf8-xml": ("bad.xml", b'<xml><sentence sid="1.1">caf\xe9</sentence></xml>', "line 1"),
@@ -246,10 +242,10 @@ class BadRun:
 
 
 @pytest.fixture(scope="module")
-def bad_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BadRun]:
+def bad_runs(tmp_path_factory: pytest.TempPathFactory, store_with) -> dict[str, BadRun]:
     """Every bad-input case ingested once, side by side, each into its own copy of a store."""
     root = tmp_path_factory.mktemp("bad")
-    template = make_store(root)
+    template = store_with(root, XML, "small")
     cases: dict[str, tuple[Path, str | None, Path]] = {}
     for case, (name, content, where) in {
         **BAD_FILES,
@@ -304,7 +300,7 @@ def test_a_missing_input_path_says_so(bad_runs: dict[str, BadRun]) -> None:
 
 
 def test_a_large_ingest_failing_half_way_leaves_none_of_its_rows(
-    tmp_path: Path, store: Path
+    tmp_path: Path, store: Path, editlens
 ) -> None:
     """More sentences than one write chunk (10,000), then a broken tag: the first chunk is undone."""
     path = tmp_path / "large.xml"
@@ -368,7 +364,9 @@ def test_a_store_with_a_newer_schema_is_refused_and_left_unchanged(
         assert snapshot(copy) == before
 
 
-def test_exporting_an_unknown_corpus_is_a_one_line_error(store: Path, tmp_path: Path) -> None:
+def test_exporting_an_unknown_corpus_is_a_one_line_error(
+    store: Path, tmp_path: Path, editlens
+) -> None:
     result = editlens("export", "--corpus", "nope", "--db", store, cwd=tmp_path)
     assert result.returncode != 0
     assert "'nope'" in result.stderr
@@ -376,11 +374,13 @@ def test_exporting_an_unknown_corpus_is_a_one_line_error(store: Path, tmp_path: 
     assert result.stdout == ""
 
 
-def test_a_gzip_corpus_ingests_through_the_cli(tmp_path: Path) -> None:
+def test_a_gzip_corpus_ingests_through_the_cli(
+    tmp_path: Path, editlens, succeeded, export_jsonl
+) -> None:
     path = tmp_path / "packed.xml.gz"
     path.write_bytes(gzip.compress(XML.encode()))
     db = tmp_path / "store.duckdb"
-    ok(editlens("ingest", path, "--db", db, cwd=tmp_path))
+    succeeded(editlens("ingest", path, "--db", db, cwd=tmp_path))
     assert len(export_jsonl(db, tmp_path, "packed")) == 5
 
 
