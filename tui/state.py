@@ -64,10 +64,13 @@ class StoreHandle:
         with self._reader.session():
             yield self._reader
 
-    def publish(self, staging: Path, run_id: str) -> None:
+    def publish(
+        self, staging: Path, run_id: str, *, notice: Callable[[str], None] | None = None
+    ) -> None:
         """Merge a staged run into the store (all of it or nothing), waiting while the store is
-        busy; then delete the staging file. If the wait runs out, the run stays staged."""
-        publish_run(self.path, staging, run_id, notice=self._notice)
+        busy (``notice``, or the handle's, hears once for whom); then delete the staging file.
+        If the wait runs out, the run stays staged and the StoreError says so."""
+        publish_run(self.path, staging, run_id, notice=notice or self._notice)
 
     def changed_token(self) -> tuple[int, ...]:
         """Differs after every commit to the store; cheap, and never opens the file."""

@@ -16,7 +16,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -262,7 +262,9 @@ class Database:
         try:
             yield
         except BaseException:
-            self.con.execute("ROLLBACK")
+            # the connection may be gone or the transaction already ended: nothing to undo then
+            with suppress(duckdb.Error):
+                self.con.execute("ROLLBACK")
             raise
         self.execute("COMMIT")
 
