@@ -8,6 +8,7 @@ from dataclasses import astuple
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
 from engine.store.connection import Database, StoreError
@@ -109,7 +110,7 @@ class JobWrites:
         db = self._db
         try:
             db.con.execute(f"ATTACH '{quote(staging)}' AS staging (READ_ONLY)")
-        except Exception as error:  # duckdb.Error or OSError: the staging file is unusable
+        except (duckdb.Error, OSError) as error:  # the staging file is unusable
             raise StoreError(
                 f"{staging}: cannot open the staging store ({str(error).splitlines()[0]}); "
                 "rerun the job"
