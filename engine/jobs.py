@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.pipeline import Reporter
+from engine.specs import EvalSpec, default
+from engine.train import TrainSpec
 
 if TYPE_CHECKING:
     from engine.evaluate import EvalProgress, EvalResult
@@ -30,16 +32,16 @@ STDERR_TAIL = 20  # lines of the child's stderr kept: the last one is the error 
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What the TUI's evaluation form asks for."""
+    """What the TUI's evaluation form asks for; defaults are the specs' (declared once there)."""
 
     model: str
     corpus: str
-    split: str = "test"
+    split: str = default(EvalSpec, "split")
     methods: tuple[str, ...] = ()  # empty: every method
     layers: tuple[int, ...] = ()  # empty: every layer
-    limit: int | None = None
+    limit: int | None = default(EvalSpec, "limit")
     train_first: bool = False
-    epochs: int = 1
+    epochs: int = default(TrainSpec, "epochs")
 
     def command(self, db: Path) -> list[str]:
         args = [sys.executable, "-m", "engine.cli", "evaluate", "--events", "--no-merge"]

@@ -12,7 +12,9 @@ from store_snapshot import snapshot
 
 from engine.evaluate import staging_dir
 from engine.jobs import Job, JobEvent, JobSpec, event_line, parse_event
+from engine.specs import default
 from engine.store import Store, publish_run
+from engine.train import TrainSpec
 
 AESW = """<?xml version="1.0" encoding="UTF-8"?>
 <xml><text><p pid="1">
@@ -23,7 +25,7 @@ AESW = """<?xml version="1.0" encoding="UTF-8"?>
 </p></text></xml>
 """
 # More examples than one staged chunk (512), so a job can be cancelled between two chunks.
-MANY = 1100
+MANY = 600
 SHORT = "".join(
     f'<sentence sid="{i}.1">Result {i} holds<del>,</del> as shown.</sentence>' for i in range(MANY)
 )
@@ -40,6 +42,11 @@ def test_event_lines_round_trip() -> None:
     event = parse_event(event_line("progress", done=3, total=7))
     assert (event.kind, event.done, event.total) == ("progress", 3, 7)
     assert parse_event("not json\n").kind == "log"
+
+
+def test_a_job_that_trains_first_trains_as_long_as_the_cli_would() -> None:
+    args = JobSpec(model="minilm", corpus="tiny", train_first=True).command(Path("s.duckdb"))
+    assert args[args.index("--epochs") + 1] == str(default(TrainSpec, "epochs"))
 
 
 def events_within(job: Job, seconds: float) -> list[JobEvent]:
