@@ -38,9 +38,9 @@ READS: dict[str, tuple[str, Callable[[Any], object]]] = {
         "ALTER TABLE examples RENAME TO gone",
         lambda s: list(s.example_batches("small")),
     ),
-    "examples_after": (
+    "example_pages": (
         "ALTER TABLE examples RENAME TO gone",
-        lambda s: s.examples_after("small", "", 10),
+        lambda s: list(s.example_pages("small")),
     ),
     "export_batches": (
         "ALTER TABLE examples RENAME TO gone",

@@ -91,13 +91,6 @@ class CorpusReads:
             after = page.column("id")[-1].as_py()
             left = None if left is None else left - page.num_rows
 
-    def examples_after(self, corpus: str, after: str, rows: int) -> pa.Table:
-        """The next ``rows`` examples by id after ``after``: keyset paging that never holds a cursor."""
-        return self._db.table(
-            "SELECT * FROM examples WHERE corpus = $corpus AND id > $after ORDER BY id LIMIT $rows",
-            {"corpus": corpus, "after": after, "rows": rows},
-        )
-
     def export_batches(self, corpus: str) -> Iterator[pa.RecordBatch]:
         """One record per example, in the shape users get from ``editlens export``."""
         yield from self._db.batches(

@@ -35,12 +35,6 @@ class JobWrites:
             for name in tables:
                 db.execute(f"INSERT INTO {name} BY NAME SELECT * FROM chunk_{name}")
 
-    def done_examples(self, run_id: str) -> set[str]:
-        """Examples a run already has predictions for (small runs and tests; a job resumes
-        with ``pending_example_batches``, which never holds every id in memory)."""
-        rows = self._db.rows("SELECT example FROM predictions WHERE run = ?", [run_id])
-        return {row[0] for row in rows}
-
     def count_done(self, run_id: str) -> int:
         """How many examples a run already has predictions for: a resumed job's head start."""
         return self._db.one("SELECT count(*) FROM predictions WHERE run = ?", [run_id])[0]

@@ -268,12 +268,6 @@ class Store(CorpusWrites, CorpusReads, JobWrites, ResultReads, AnalysisReads):
             self._db.close()  # a refused store must not stay locked
             raise
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All or nothing: any exception rolls every write back."""
-        with self._db.transaction():
-            yield
-
     def close(self) -> None:
         self._db.close()
 
