@@ -176,6 +176,13 @@ def ingest(
     kind: Annotated[
         Kind | None, typer.Option(help="Edit kind of a rationale file (default: from the name).")
     ] = None,
+    replace_scored: Annotated[
+        Literal["stale", "remove"] | None,
+        typer.Option(
+            help="Change sentences that runs were scored on, keeping those runs marked stale "
+            "or removing them (default: refuse)."
+        ),
+    ] = None,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """Read a corpus file into the store (one transaction: all or nothing)."""
@@ -189,7 +196,7 @@ def ingest(
 
         summary = run_ingest(
             store, path, fmt=fmt, corpus=corpus, pairs=pairs, split=split, kind=kind,
-            on_progress=show,
+            on_progress=show, replace_scored=replace_scored or "refuse",
         )  # fmt: skip
     table = Table(title=f"ingested {path} → corpus {summary.corpus!r} in {db}")
     table.add_column("what")
@@ -205,6 +212,12 @@ def ingest(
         table.add_row("edited twins added (pairs)", f"{summary.pairs:,}")
     if summary.control:
         table.add_row("with control characters (shown as ␛…)", f"{summary.control:,}")
+    if summary.replaced:
+        table.add_row("ids already in the corpus, replaced", f"{summary.replaced:,}")
+        table.add_row("  of them with changed text or rationale", f"{summary.changed:,}")
+    if summary.runs:
+        done = "removed" if replace_scored == "remove" else "marked stale"
+        table.add_row(f"runs scored on changed sentences, {done}", f"{len(summary.runs):,}")
     table.add_row("skipped", f"{summary.skipped.total:,}")
     for reason, ids in summary.skipped.reasons.items():
         table.add_row(f"  {reason}", f"{len(ids):,} (e.g. id {ids[0]})")
@@ -226,6 +239,7 @@ def info(
     with Store(db, read_only=True) as store:
         corpora = store.corpora()
         runs = store.runs()
+        stale = store.stale_runs()
     if not corpora:
         out.print(f"{db} holds no corpus yet: run `editlens ingest PATH` or `editlens demo`")
         return
@@ -250,7 +264,8 @@ def info(
         for column in ("kind", "model", "corpus/split"):
             table.add_column(column, ratio=1)
         for run in runs:
-            table.add_row(run.id, run.kind, run.model, f"{run.corpus}/{run.split}")
+            kind = f"{run.kind} (stale)" if run.id in stale else run.kind  # its text changed
+            table.add_row(run.id, kind, run.model, f"{run.corpus}/{run.split}")
         out.print(table)
 
 

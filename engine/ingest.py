@@ -40,6 +40,10 @@ class IngestSummary:
     by_kind: Counter[str] = field(default_factory=Counter)
     by_split: Counter[str] = field(default_factory=Counter)
     skipped: Skipped = field(default_factory=Skipped)
+    replaced: int = 0  # ids the corpus held already
+    changed: int = 0  # of those, how many now read differently
+    runs: tuple[str, ...] = ()  # runs scored on changed sentences: marked stale, or removed
+    version: int = 0  # the corpus' content version after this ingest
     seconds: float = 0.0
 
 
@@ -69,8 +73,12 @@ def ingest(
     split: str | None = None,
     kind: str | None = None,
     on_progress: Progress | None = None,
+    replace_scored: str = "refuse",
 ) -> IngestSummary:
-    """Read ``path`` and write its examples to ``store`` as corpus ``corpus``: all or nothing."""
+    """Read ``path`` and write its examples to ``store`` as corpus ``corpus``: all or nothing.
+
+    Sentences that runs were scored on are changed only as ``replace_scored`` says: "refuse"
+    (the whole ingest), "stale" (the runs stay, marked stale) or "remove" (the runs go)."""
     check_readable(path)
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
@@ -103,7 +111,9 @@ def ingest(
                     on_progress(source.consumed, source.size)
                 yield examples_to_arrow(summary.corpus, placed)
 
-        store.write_examples(summary.corpus, chunks())
+        done = store.ingest_examples(summary.corpus, chunks(), scored=replace_scored)
+    summary.replaced, summary.changed, summary.runs = done.replaced, done.changed, done.runs
+    summary.version = done.version
     summary.seconds = time.perf_counter() - started
     return summary
 

@@ -19,8 +19,10 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from rich.console import Console
 from store_snapshot import snapshot
@@ -31,7 +33,7 @@ from engine.errors import EditlensError
 from engine.export import write_records
 from engine.highlight import sentence
 from engine.ingest import ingest
-from engine.store import Store
+from engine.store import Run, Store, publish_run
 from engine.text import has_control, inert
 
 EDITLENS = shutil.which("editlens") or str(Path(sys.executable).parent / "editlens")
@@ -425,3 +427,112 @@ def test_evaluating_a_damaged_model_folder_is_one_line_and_writes_nothing(
                   "--db", store)  # fmt: skip
     assert says in outcome.refused()
     assert snapshot(store) == before
+
+
+# -- class 5: a re-ingest never puts new text under old scores --------------------------------
+
+CHANGED_XML = XML.replace("the method works", "the model works")  # sentence 1.1 changes
+
+
+def stage_run(store: Path, run_id: str, examples: list[str]) -> Path:
+    """A finished evaluation of ``examples`` of corpus 'small', staged as a job stages one (its
+    own copy of the examples, predictions, the run row), without a model."""
+    staging = store.parent / f".{store.name}.staging" / f"{run_id}.duckdb"
+    staging.parent.mkdir(exist_ok=True)
+    n = len(examples)
+    with Store(store, read_only=True) as main, Store(staging) as job:
+        job.write_examples("small", [pa.Table.from_batches(list(main.example_batches("small")))])
+        job.write_chunk({"predictions": pa.table({
+            "run": [run_id] * n, "example": examples, "label": [True] * n, "prob": [0.9] * n,
+            "pred": [True] * n, "confidence": [0.9] * n, "seen_words": [5] * n,
+            "scorable": [True] * n,
+        })})  # fmt: skip
+        now = datetime(2026, 1, 1)
+        job.record_run(Run(run_id, "evaluate", "minilm", "minilm", "small", "all", 6, 12, {}, {},
+                           now, now))  # fmt: skip
+    return staging
+
+
+@pytest.fixture
+def scored(store: Path) -> Path:
+    """The store with run 'r1' published over sentences 1.1 and 1.2."""
+    publish_run(store, stage_run(store, "r1", ["1.1", "1.2"]), "r1")
+    return store
+
+
+def test_reingesting_the_same_file_under_a_run_changes_nothing_and_says_what_it_replaced(
+    cli, scored: Path
+) -> None:
+    before = snapshot(scored)
+    outcome = cli("ingest", scored.parent / "small.xml", "--db", scored)
+    assert outcome.code == 0, outcome.err
+    assert re.search(r"ids already in the corpus, replaced\s*│\s*3", outcome.out)
+    assert re.search(r"of them with changed text or rationale\s*│\s*0", outcome.out)
+    assert snapshot(scored) == before
+
+
+def test_a_reingest_that_changes_scored_sentences_is_refused_in_one_line(cli, scored: Path) -> None:
+    changed = scored.parent / "small.xml"
+    changed.write_text(CHANGED_XML)
+    before = snapshot(scored)
+    line = cli("ingest", changed, "--db", scored).refused()
+    assert "changes sentences that 1 run(s) were scored on (e.g. r1)" in line
+    assert "--replace-scored" in line
+    assert snapshot(scored) == before
+
+
+def test_replace_scored_stale_keeps_the_run_marked_stale_and_bumps_the_version(
+    cli, scored: Path
+) -> None:
+    (scored.parent / "small.xml").write_text(CHANGED_XML)
+    with Store(scored, read_only=True) as opened:
+        version = opened.corpus_version("small")
+    outcome = cli(
+        "ingest", scored.parent / "small.xml", "--replace-scored", "stale", "--db", scored
+    )
+    assert outcome.code == 0, outcome.err
+    assert re.search(r"runs scored on changed sentences, marked stale\s*│\s*1", outcome.out)
+    with Store(scored, read_only=True) as opened:
+        assert [run.id for run in opened.runs()] == ["r1"]
+        assert set(opened.stale_runs()) == {"r1"}
+        assert opened.corpus_version("small") == version + 1
+    assert "evaluate (stale)" in cli("info", "--db", scored).out
+
+
+def test_replace_scored_remove_deletes_every_row_of_the_affected_run(cli, scored: Path) -> None:
+    (scored.parent / "small.xml").write_text(CHANGED_XML)
+    outcome = cli(
+        "ingest", scored.parent / "small.xml", "--replace-scored", "remove", "--db", scored
+    )
+    assert outcome.code == 0, outcome.err
+    tables = snapshot(scored)
+    assert tables["runs"] == [] and tables["predictions"] == []
+    assert not any("r1" in str(row) for row in tables["meta"])
+
+
+def test_a_reingest_that_changes_only_unscored_sentences_is_allowed(cli, scored: Path) -> None:
+    (scored.parent / "small.xml").write_text(XML.replace("Nothing to change", "Nothing to fix"))
+    outcome = cli("ingest", scored.parent / "small.xml", "--db", scored)
+    assert outcome.code == 0, outcome.err
+    with Store(scored, read_only=True) as opened:
+        assert opened.stale_runs() == {}
+
+
+def test_a_run_staged_before_a_reingest_is_published_stale(cli, store: Path) -> None:
+    staging = stage_run(store, "r2", ["1.1"])  # scored the old text of 1.1 ...
+    (store.parent / "small.xml").write_text(CHANGED_XML)
+    assert cli("ingest", store.parent / "small.xml", "--db", store).code == 0  # ... now changed
+    publish_run(store, staging, "r2")
+    with Store(store, read_only=True) as opened:
+        assert opened.stale_runs() == {
+            "r2": "scored 1 sentences that changed before it was published"
+        }
+
+
+def test_a_second_file_into_the_same_corpus_says_how_many_ids_it_replaced(cli, store: Path) -> None:
+    second = store.parent / "second.xml"
+    second.write_text('<xml><sentence sid="1.3">Nothing to change here.</sentence>'
+                      '<sentence sid="9.9">A new one.</sentence></xml>')  # fmt: skip
+    outcome = cli("ingest", second, "--corpus", "small", "--db", store)
+    assert outcome.code == 0, outcome.err
+    assert re.search(r"ids already in the corpus, replaced\s*│\s*1", outcome.out)
