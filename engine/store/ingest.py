@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -11,6 +12,27 @@ from engine.corpus import Example
 from engine.store.connection import Database, StoreError
 from engine.store.records import CorpusSummary
 from engine.store.schema import EXAMPLE_SCHEMA
+
+# What a re-ingest may do to runs scored on sentences it changes (``editlens ingest
+# --replace-scored``): refuse (the default), keep them marked stale, or remove them.
+SCORED_POLICIES = ("refuse", "stale", "remove")
+# Kept in ``meta``: a corpus' content version, and the runs whose sentences changed under them.
+VERSION_KEY = "corpus-version:"
+STALE_KEY = "stale-run:"
+# What a sentence is to a run that scored it (its split is not: moving it scores nothing anew).
+_CONTENT = ("text", "words", "starts", "ends", "label", "rationale", "kind")
+CHANGED = " OR ".join(f"e.{c} IS DISTINCT FROM i.{c}" for c in _CONTENT)
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """What one ingest did to a corpus that may already hold its ids."""
+
+    written: int
+    replaced: int  # ids the corpus held already
+    changed: int  # of those, how many now read differently
+    runs: tuple[str, ...]  # runs scored on changed sentences: marked stale, or removed
+    version: int  # the corpus' content version after the write
 
 
 class CorpusReads:
@@ -31,6 +53,18 @@ class CorpusReads:
             CorpusSummary(name, n, edits, dict(splits), dict(kinds), scorable)
             for name, n, edits, splits, kinds, scorable in rows
         ]
+
+    def corpus_version(self, corpus: str) -> int:
+        """Bumped by each ingest that adds or changes a sentence of the corpus (0: never)."""
+        found = self._db.one("SELECT value FROM meta WHERE key = ?", [VERSION_KEY + corpus])
+        return int(found[0]) if found else 0
+
+    def stale_runs(self) -> dict[str, str]:
+        """Run id -> why its figures no longer describe the sentences in the store."""
+        rows = self._db.rows(
+            "SELECT key, value FROM meta WHERE starts_with(key, ?) ORDER BY key", [STALE_KEY]
+        )
+        return {key.removeprefix(STALE_KEY): why for key, why in rows}
 
     def has_corpus(self, corpus: str) -> bool:
         found = self._db.one("SELECT 1 FROM examples WHERE corpus = ? LIMIT 1", [corpus])
@@ -106,31 +140,97 @@ class CorpusWrites:
     """Replacing a corpus' examples, all or nothing."""
 
     _db: Database
+    _delete_run_rows: Any  # JobWrites': every row of a run
+
+    def ingest_examples(
+        self, corpus: str, batches: Iterable[pa.Table], *, scored: str = "refuse"
+    ) -> Replacement:
+        """``write_examples`` for a user's file: sentences that runs were scored on may change
+        only as ``scored`` says (one of SCORED_POLICIES), so no run shows old scores over new
+        text; the corpus' content version is bumped when anything was added or changed."""
+        if scored not in SCORED_POLICIES:
+            raise StoreError(f"unknown --replace-scored {scored!r}; use stale or remove")
+        db = self._db
+        with db.transaction():
+            written = self._load_incoming(corpus, batches)
+            join = "FROM incoming i JOIN examples e ON e.corpus = $corpus AND e.id = i.id"
+            replaced, changed = db.rows(
+                f"SELECT count(*), count(*) FILTER (WHERE {CHANGED}) {join}", {"corpus": corpus}
+            )[0]
+            runs: list[str] = []
+            if changed:
+                runs = [
+                    run
+                    for (run,) in db.rows(
+                        f"""
+                        SELECT DISTINCT p.run {join}
+                        JOIN predictions p ON p.example = i.id
+                        JOIN runs r ON r.id = p.run AND r.corpus = $corpus
+                        WHERE {CHANGED} ORDER BY 1
+                        """,
+                        {"corpus": corpus},
+                    )
+                ]
+            if runs and scored == "refuse":
+                raise StoreError(
+                    f"corpus {corpus}: the file changes sentences that {len(runs)} run(s) were "
+                    f"scored on (e.g. {runs[0]}); pass --replace-scored stale to keep those runs "
+                    "marked stale, or --replace-scored remove to delete them"
+                )
+            for run in runs:
+                if scored == "remove":
+                    self._delete_run_rows(run)
+                else:
+                    db.execute(
+                        "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                        [STALE_KEY + run, f"sentences of corpus {corpus} changed after scoring"],
+                    )
+            found = db.one("SELECT value FROM meta WHERE key = ?", [VERSION_KEY + corpus])
+            version = int(found[0]) if found else 0
+            if changed or written > replaced:
+                version += 1
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [VERSION_KEY + corpus, str(version)],
+                )
+            self._swap_in(corpus)
+        return Replacement(written, replaced, changed, tuple(runs), version)
 
     def write_examples(self, corpus: str, batches: Iterable[pa.Table]) -> int:
-        """Insert or replace a corpus' examples; duplicate ids in the input are refused."""
-        db, written = self._db, 0
-        with db.transaction():
-            db.execute("CREATE OR REPLACE TABLE incoming AS FROM examples LIMIT 0")
-            for batch in batches:
-                with db.registered({"batch": batch}):
-                    db.execute("INSERT INTO incoming SELECT * FROM batch")
-                written += batch.num_rows
-            duplicate = db.one(
-                "SELECT id FROM incoming GROUP BY id HAVING count(*) > 1 ORDER BY id LIMIT 1"
-            )
-            if duplicate:
-                raise StoreError(
-                    f"corpus {corpus}: sentence id {duplicate[0]} occurs twice in the input; "
-                    "ids must be unique, fix the file"
-                )
-            db.execute(
-                "DELETE FROM examples WHERE corpus = $corpus AND id IN (SELECT id FROM incoming)",
-                {"corpus": corpus},
-            )
-            db.execute("INSERT INTO examples SELECT * FROM incoming")
-            db.execute("DROP TABLE incoming")
+        """Insert or replace a corpus' examples (a job's staging store, fixtures): no run is
+        checked; a user's file goes through ``ingest_examples``."""
+        with self._db.transaction():
+            written = self._load_incoming(corpus, batches)
+            self._swap_in(corpus)
         return written
+
+    def _load_incoming(self, corpus: str, batches: Iterable[pa.Table]) -> int:
+        """The input into a scratch table; duplicate ids in it are refused."""
+        db, written = self._db, 0
+        db.execute("CREATE OR REPLACE TABLE incoming AS FROM examples LIMIT 0")
+        for batch in batches:
+            with db.registered({"batch": batch}):
+                db.execute("INSERT INTO incoming SELECT * FROM batch")
+            written += batch.num_rows
+        duplicate = db.one(
+            "SELECT id FROM incoming GROUP BY id HAVING count(*) > 1 ORDER BY id LIMIT 1"
+        )
+        if duplicate:
+            raise StoreError(
+                f"corpus {corpus}: sentence id {duplicate[0]} occurs twice in the input; "
+                "ids must be unique, fix the file"
+            )
+        return written
+
+    def _swap_in(self, corpus: str) -> None:
+        """The scratch table's rows replace the corpus' rows with the same ids."""
+        db = self._db
+        db.execute(
+            "DELETE FROM examples WHERE corpus = $corpus AND id IN (SELECT id FROM incoming)",
+            {"corpus": corpus},
+        )
+        db.execute("INSERT INTO examples SELECT * FROM incoming")
+        db.execute("DROP TABLE incoming")
 
 
 def examples_to_arrow(corpus: str, examples: Sequence[Example]) -> pa.Table:

@@ -12,6 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from engine.store.connection import Database, StoreError
+from engine.store.ingest import CHANGED, STALE_KEY
 from engine.store.records import Run, dumps
 from engine.store.schema import RUN_TABLES, SUMMARISE_SLICES, quote
 from engine.vocabulary import METRIC_NAMES, POPULATIONS
@@ -120,13 +121,44 @@ class JobWrites:
                         [run_id],
                     )
                 self._summarise(run_id)
+                self._mark_if_text_changed(run_id)
         finally:
             db.execute("DETACH staging")
+
+    def _mark_if_text_changed(self, run_id: str) -> None:
+        """A run staged before its corpus was re-ingested scored the old text: published, it is
+        marked stale (as ``ingest --replace-scored stale`` marks runs already published)."""
+        db = self._db  # any earlier mark went with the run's old rows (_delete_run_rows)
+        staged = db.one(
+            "SELECT 1 FROM duckdb_tables() WHERE database_name = 'staging' "
+            "AND table_name = 'examples'"
+        )
+        if not staged:
+            return
+        (changed,) = db.rows(
+            f"""
+            SELECT count(*) FROM staging.predictions p
+            JOIN staging.runs r ON r.id = p.run
+            JOIN staging.examples i ON i.corpus = r.corpus AND i.id = p.example
+            JOIN examples e ON e.corpus = r.corpus AND e.id = p.example
+            WHERE p.run = ? AND ({CHANGED})
+            """,
+            [run_id],
+        )[0]
+        if changed:
+            db.execute(
+                "INSERT INTO meta VALUES (?, ?)",
+                [
+                    STALE_KEY + run_id,
+                    f"scored {changed} sentences that changed before it was published",
+                ],
+            )
 
     def _delete_run_rows(self, run_id: str) -> None:
         for name in (*RUN_TABLES, "summaries", "slices"):
             self._db.execute(f"DELETE FROM {name} WHERE run = ?", [run_id])
         self._db.execute("DELETE FROM runs WHERE id = ?", [run_id])
+        self._db.execute("DELETE FROM meta WHERE key = ?", [STALE_KEY + run_id])
 
     def _summarise(self, run_id: str) -> None:
         """Per method x layer x population means, with N, so reports need no pass over
