@@ -107,6 +107,10 @@ class ConsoleReporter(Reporter):
         if self.bar.disable and p.step == p.steps:  # no live bar (a log, CI): a line per epoch
             err.print(f"{self.title}: {detail}")
 
+    def bytes_read(self, done: int, total: int) -> None:
+        """Ingest's progress: bytes of the corpus file read."""
+        self.bar.update(self.task, completed=done, total=total)
+
     def eval_progress(self, p: EvalProgress) -> None:
         detail = f"{p.examples_per_s:.1f} ex/s"
         self.bar.update(self.task, completed=p.done, total=p.total, detail=detail)
@@ -190,13 +194,9 @@ def ingest(
 
     with Store(db) as store, ConsoleReporter() as reporter:
         reporter.started(f"ingest {path.name}")
-
-        def show(done: int, total: int) -> None:
-            reporter.bar.update(reporter.task, completed=done, total=total)
-
         summary = run_ingest(
             store, path, fmt=fmt, corpus=corpus, pairs=pairs, split=split, kind=kind,
-            on_progress=show, replace_scored=replace_scored or "refuse",
+            on_progress=reporter.bytes_read, replace_scored=replace_scored or "refuse",
         )  # fmt: skip
     table = Table(title=f"ingested {path} → corpus {summary.corpus!r} in {db}")
     table.add_column("what")

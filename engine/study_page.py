@@ -248,7 +248,7 @@ def _subword_note(fig: Figures) -> str:
 def _by_layer(fig: Figures, images: str) -> list[str]:
     depth = max((m.layers for m in fig.models), default=0)
     lines = [
-        "#### By layer (attention and rollout, all scorable sentences)",
+        f"#### By layer ({' and '.join(LAYER_PLOT_METHODS)}, all scorable sentences)",
         "",
         f"![top-3 match by layer]({images}{LAYERS_PNG})",
         "",
