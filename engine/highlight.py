@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from rich.style import Style
 from rich.text import Text
 
+from engine.text import inert
+
 # A sequential yellow-to-red scale (ColorBrewer YlOrRd); readable on light and dark themes, and
 # degrades to the nearest of 256 colours. Step 0 is "no background".
 STEPS = ("", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c")
@@ -82,7 +84,7 @@ def sentence(
         if index in gold:
             text.append(MARK, style=Style(bold=True))
             style += Style(underline=True)
-        text.append(word, style=style)
+        text.append(inert(word), style=style)  # corpus text: control characters shown, not sent
     if seen < len(words):
         text.append(f"  (model saw {seen} of {len(words)} words)", style="dim italic")
     return text
