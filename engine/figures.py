@@ -88,7 +88,7 @@ def _estimate(row: dict[str, Any]) -> Estimate:
 
 def layer_bars(store: Store, run: str, metric: str, population: str) -> list[Bar]:
     """One bar per method and layer of a run (methods without layers: one bar each)."""
-    rows = store.grouped_values(run, metric, population, "layer", cap=BOOTSTRAP_MAX_N).to_pylist()
+    rows = store.grouped_values(run, metric, population, "layer", cap=BOOTSTRAP_MAX_N)
     rows.sort(key=lambda row: (method_order(row["method"]), row["layer"]))
     return [
         Bar(
@@ -108,7 +108,7 @@ def group_bars(
     of one method and layer."""
     rows = store.grouped_values(
         run, metric, population, by, method=method, layer=layer, cap=BOOTSTRAP_MAX_N
-    ).to_pylist()
+    )
     bars = []
     for row in rows:
         value = row[by]

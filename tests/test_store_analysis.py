@@ -114,7 +114,7 @@ def test_runs_of_different_corpora_share_no_examples(tmp_path: Path) -> None:
 
 
 def test_grouped_values_by_layer_give_n_mean_and_the_values(store, rows) -> None:
-    table = store.grouped_values(FT, "top3", "all", "layer").to_pylist()
+    table = store.grouped_values(FT, "top3", "all", "layer")
     got = {(r["method"], r["layer"]): r for r in table}
     for (method, layer), row in got.items():
         values = [float(v) for v in outcomes(rows, FT, method, layer).values()]
@@ -125,9 +125,27 @@ def test_grouped_values_by_layer_give_n_mean_and_the_values(store, rows) -> None
 
 
 def test_grouped_values_leave_out_the_values_of_a_group_over_the_cap(store) -> None:
-    table = store.grouped_values(FT, "top3", "all", "layer", cap=5).to_pylist()
+    table = store.grouped_values(FT, "top3", "all", "layer", cap=5)
     assert all(row["values"] is None for row in table)
     assert all(row["n"] > 5 and row["mean"] is not None for row in table)
+
+
+def test_only_the_groups_within_the_cap_carry_their_values(store, rows) -> None:
+    sizes = {
+        row["kind"]: row["n"]
+        for row in store.grouped_values(FT, "top3", "all", "kind", method="attention", layer=6)
+    }
+    cap = sorted(sizes.values())[1]  # the two smallest kinds fit, the others do not
+    table = store.grouped_values(FT, "top3", "all", "kind", method="attention", layer=6, cap=cap)
+    expected = outcomes(rows, FT, "attention", 6)
+    kinds = {o["example"]: o["kind"] for o in rows[FT]["outcomes"]}
+    for row in table:
+        if row["n"] <= cap:
+            mine = [float(v) for e, v in expected.items() if kinds[e] == row["kind"]]
+            assert sorted(row["values"]) == sorted(mine)
+        else:
+            assert row["values"] is None
+    assert sum(row["values"] is not None for row in table) >= 2
 
 
 def test_flagged_population_keeps_the_examples_the_model_flags(store, rows) -> None:
@@ -135,7 +153,7 @@ def test_flagged_population_keeps_the_examples_the_model_flags(store, rows) -> N
     values = [v for e, v in outcomes(rows, FT, "attention", 6).items() if e in flagged]
     row = next(
         r
-        for r in store.grouped_values(FT, "top3", "flagged", "layer").to_pylist()
+        for r in store.grouped_values(FT, "top3", "flagged", "layer")
         if (r["method"], r["layer"]) == ("attention", 6)
     )
     assert row["n"] == len(values) < len(outcomes(rows, FT, "attention", 6))
@@ -147,10 +165,8 @@ def test_rationale_sizes_of_three_or_more_are_one_group(store, rows) -> None:
         if (o["method"], o["layer"]) == ("attention", 6) and o["top3"] is not None:
             sizes[min(o["rationale_size"], 3)] = sizes.get(min(o["rationale_size"], 3), 0) + 1
     table = store.grouped_values(FT, "top3", "all", "rationale", method="attention", layer=6)
-    assert (
-        dict(zip(table.column("rationale").to_pylist(), table.column("n").to_pylist(), strict=True))
-        == sizes
-    )
+    assert {row["rationale"]: row["n"] for row in table} == sizes
+    assert all(len(row["values"]) == row["n"] for row in table)
 
 
 def test_unknown_metric_population_or_grouping_is_refused(store) -> None:

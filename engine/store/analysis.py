@@ -20,11 +20,11 @@ from engine.corpus import EDITED_SUFFIX
 from engine.store.connection import Database
 from engine.vocabulary import BROWSE_METRICS, METRIC_NAMES, POPULATIONS
 
-# What a chart groups one slice's outcomes by: column expressions, never user text.
+# What a chart groups one slice's outcomes by: (SQL expression, column name) pairs. Never user text.
 GROUPINGS = {
-    "layer": ("method", "layer"),
-    "kind": ("kind",),
-    "rationale": ("least(rationale_size, 3)::INTEGER AS rationale",),
+    "layer": (("method", "method"), ("layer", "layer")),
+    "kind": (("kind", "kind"),),
+    "rationale": (("least(rationale_size, 3)::INTEGER", "rationale"),),
 }
 
 
@@ -142,7 +142,7 @@ class AnalysisReads:
         method: str | None = None,
         layer: int | None = None,
         cap: int = 20_000,
-    ) -> pa.Table:
+    ) -> list[dict[str, Any]]:
         """Per group of one run's scorable outcomes: N, the mean of ``metric``, and the values
         themselves when N <= ``cap`` (for a bootstrap; a larger group gives the mean alone).
 
@@ -151,24 +151,44 @@ class AnalysisReads:
         _check_metric(metric)
         if population not in POPULATIONS or by not in GROUPINGS:
             raise ValueError(f"unknown population {population!r} or grouping {by!r}")
-        params: dict[str, Any] = {"run": run, "population": population, "cap": int(cap)}
+        params: dict[str, Any] = {"run": run, "population": population}
         where = (
             f"run = $run AND scorable AND {metric} IS NOT NULL AND ($population = 'all' OR pred)"
         )
         if by != "layer":
             where += " AND method = $method AND layer = $layer"
             params.update(method=method, layer=layer)
-        keys = GROUPINGS[by]
-        names = ", ".join(key.split(" AS ")[-1] for key in keys)
-        return self._db.table(
+        grouping = GROUPINGS[by]
+        columns = ", ".join(f"{expression} AS {name}" for expression, name in grouping)
+        groups = self._db.table(
             f"""
-            SELECT {", ".join(keys)}, count(*) AS n, avg({metric}::DOUBLE) AS mean,
-                   CASE WHEN count(*) <= $cap THEN list({metric}::DOUBLE) END AS "values"
+            SELECT {columns}, count(*) AS n, avg({metric}::DOUBLE) AS mean
             FROM outcomes WHERE {where}
-            GROUP BY ALL ORDER BY {names}
+            GROUP BY ALL ORDER BY ALL
             """,
             params,
-        )
+        ).to_pylist()
+        # Then the values, of the groups within the cap only: listing a million values per
+        # group would take longer than the counting, for nothing.
+        names = [name for _, name in grouping]
+        small = ["/".join(str(row[name]) for name in names) for row in groups if row["n"] <= cap]
+        found: dict[str, list[float]] = {}
+        if small:
+            key = "concat_ws('/', " + ", ".join(e for e, _ in grouping) + ")"
+            found = {
+                row["key"]: row["values"]
+                for row in self._db.table(
+                    f"""
+                    SELECT {key} AS key, list({metric}::DOUBLE) AS "values"
+                    FROM outcomes WHERE {where} AND list_contains($small, {key})
+                    GROUP BY ALL
+                    """,
+                    {**params, "small": small},
+                ).to_pylist()
+            }
+        for row in groups:
+            row["values"] = found.get("/".join(str(row[name]) for name in names))
+        return groups
 
     def run_populations(self, run: str) -> dict[str, int]:
         """How many examples a run evaluated, how many need an edit, how many are scorable, and how
