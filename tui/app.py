@@ -184,7 +184,13 @@ class EditlensApp(App[None]):
                         self.JobUpdate("progress", event.done, event.total, "publishing…")
                     )
                     assert self.handle is not None
-                    self.handle.publish(Path(event.staging), event.run)
+                    self.handle.publish(  # a busy store: the panel says for whom it waits
+                        Path(event.staging),
+                        event.run,
+                        notice=lambda line, e=event: self.post_message(
+                            self.JobUpdate("progress", e.done, e.total, line)
+                        ),
+                    )
                     published = True
         except Exception as error:
             failed = f"{type(error).__name__}: {error}"
