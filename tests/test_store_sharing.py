@@ -24,26 +24,35 @@ from tui.state import StoreHandle
 
 NEW_RUN = "published-later"
 
-# A TUI-like reader: one StoreReader, queried in a loop until it sees the run (or 60 s pass).
+# A TUI-like reader: one StoreReader, queried in a loop by ``threads`` worker threads at once
+# until each sees the run (or 60 s pass).
 POLLING_READER = """
-import sys, time
+import sys, threading, time
 from pathlib import Path
 from engine.store import StoreReader
-db, run, ready, pause = sys.argv[1], sys.argv[2], Path(sys.argv[3]), float(sys.argv[4])
+db, run, ready, pause, threads = sys.argv[1], sys.argv[2], Path(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 reader = StoreReader(db)
-deadline, queries = time.monotonic() + 60, 0
-while time.monotonic() < deadline:
-    with reader.session():
-        ids = [r.id for r in reader.runs()]
-        reader.run_overview()
-    queries += 1
-    ready.touch()
-    if run in ids:
-        print(f"saw {run} after {queries} queries", flush=True)
-        sys.exit(0)
-    time.sleep(pause)
-print(f"never saw {run} in {queries} queries", flush=True)
-sys.exit(1)
+saw = []
+
+def poll():
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with reader.session():
+            ids = [r.id for r in reader.runs()]
+            reader.run_overview()
+        ready.touch()
+        if run in ids:
+            saw.append(run)
+            return
+        time.sleep(pause)
+
+workers = [threading.Thread(target=poll) for _ in range(threads)]
+for w in workers:
+    w.start()
+for w in workers:
+    w.join()
+print(f"saw {run} in {len(saw)} of {threads} threads", flush=True)
+sys.exit(0 if len(saw) == threads else 1)
 """
 
 PUBLISHER = """
@@ -68,13 +77,18 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-def start_readers(db: Path, tmp_path: Path, count: int, pause: float) -> list[subprocess.Popen]:
+def start_readers(
+    db: Path, tmp_path: Path, count: int, pause: float, threads: int
+) -> list[subprocess.Popen]:
     readers = []
     for i in range(count):
         ready = tmp_path / f"reader-{i}.ready"
         readers.append(
             subprocess.Popen(
-                [sys.executable, "-c", POLLING_READER, str(db), NEW_RUN, str(ready), str(pause)],
+                [
+                    *(sys.executable, "-c", POLLING_READER, db, NEW_RUN, ready),
+                    *(str(pause), str(threads)),
+                ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -99,13 +113,17 @@ def publish_in_a_process(db: Path, staging: Path) -> subprocess.CompletedProcess
     )
 
 
-@pytest.mark.parametrize("pause", [0.0, 5.0], ids=["busy-readers", "idle-readers"])
+@pytest.mark.parametrize(
+    ("pause", "threads"),
+    [(0.0, 1), (5.0, 1), (0.0, 3)],
+    ids=["busy-readers", "idle-readers", "readers-with-three-busy-threads"],
+)
 def test_a_job_publishes_while_two_readers_hold_the_store_and_they_then_see_its_run(
-    db: Path, tmp_path: Path, pause: float
+    db: Path, tmp_path: Path, pause: float, threads: int
 ) -> None:
     staging = tmp_path / "staging.duckdb"
     write_staging(staging, NEW_RUN)
-    readers = start_readers(db, tmp_path, 2, pause)
+    readers = start_readers(db, tmp_path, 2, pause, threads)
     try:
         before = changed_token(db)
         published = publish_in_a_process(db, staging)
@@ -115,7 +133,7 @@ def test_a_job_publishes_while_two_readers_hold_the_store_and_they_then_see_its_
         for reader in readers:
             out, err = reader.communicate(timeout=60)
             assert reader.returncode == 0, out + err
-            assert out.startswith(f"saw {NEW_RUN}")
+            assert out.startswith(f"saw {NEW_RUN} in {threads} of {threads} threads")
     finally:
         for reader in readers:
             reader.kill()
@@ -162,7 +180,9 @@ def test_a_reader_in_the_publishing_process_does_not_block_its_own_publish(
     staging = tmp_path / "staging.duckdb"
     write_staging(staging, NEW_RUN)
     reader = StoreReader(db)
+    token = changed_token(db)
     assert [r.id for r in reader.runs()] == [RUN_ID]  # its connection stays warm
+    assert changed_token(db) == token  # reading changes nothing
     handle = StoreHandle(db)
     with handle.read() as store:
         assert [r.id for r in store.runs()] == [RUN_ID]
