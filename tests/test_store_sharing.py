@@ -190,3 +190,18 @@ def test_a_reader_in_the_publishing_process_does_not_block_its_own_publish(
     assert [r.id for r in reader.runs()] == [RUN_ID, NEW_RUN]
     with handle.read() as store:
         assert [r.id for r in store.runs()] == [RUN_ID, NEW_RUN]
+
+
+def test_the_mark_of_a_writer_that_was_killed_while_waiting_is_ignored_and_cleared(
+    db: Path,
+) -> None:
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()  # its PID is free now
+    marks = db.with_name(db.name + ".writers")
+    marks.mkdir()
+    (marks / str(killed.pid)).touch()
+    start = time.monotonic()
+    reader = StoreReader(db, wait=5)
+    assert [r.id for r in reader.runs()] == [RUN_ID]
+    assert time.monotonic() - start < 2
+    assert list(marks.iterdir()) == []

@@ -104,7 +104,7 @@ def _announce(path: Path) -> None:
     folder = _writers_dir(path)
     try:
         folder.mkdir(exist_ok=True)
-        (folder / str(os.getpid())).write_text(_command(os.getpid()))
+        (folder / str(os.getpid())).touch()
     except OSError:
         pass  # a read-only folder: readers will let go when they linger out instead
 
@@ -162,7 +162,7 @@ def lock_holder(error: Exception) -> str | None:
     another configuration in this process (a reader, while this thread wants to write) counts."""
     message = str(error)
     if "different configuration" in message:
-        return "a reader in this process"
+        return "another connection of this process"
     if "lock" not in message.lower():
         return None
     found = re.search(r"\(PID (\d+)\)", message)
@@ -179,7 +179,7 @@ def _short_command(command: str) -> str:
         if Path(word).name == "editlens":
             words = ["editlens", *words[i + 1 :]]
             break
-    short = " ".join(Path(words[0]).name.split() + words[1:]) if words else "?"
+    short = " ".join([Path(words[0]).name, *words[1:]]) if words else "?"
     return short if len(short) <= 60 else short[:59] + "…"
 
 
