@@ -400,6 +400,8 @@ def test_user_text_is_never_read_as_markup() -> None:
 
     line = bar_line(Bar("kind", "[bold]x", "[bold]x", Estimate(3, 0.5, 0.2, 0.8)), 10)
     assert line.plain.startswith("[bold]x")
+    escape = bar_line(Bar("kind", "a\x1b[2J", "a\x1b[2J", Estimate(3, 0.5, 0.2, 0.8)), 10)
+    assert "\x1b" not in escape.plain  # a control character is shown, never sent
 
 
 # -- snapshots (80x24) -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Header, Label, OptionList, Static
 
 from engine.figures import Bar, group_bars, layer_bars
+from engine.text import inert
 from engine.vocabulary import POPULATIONS, metric_info
 from tui.screens.reading import ReadingScreen
 from tui.state import Filters
@@ -92,7 +93,7 @@ class ChartsScreen(ReadingScreen[dict[str, Any] | None]):
         f = self.filters
         text = Text()
         text.append(f"{metric_info(f.metric).label} {VIEWS[self.view]}", style="bold")
-        text.append(f" · {self._model} · {self.population} scorable")
+        text.append(f" · {inert(self._model)} · {self.population} scorable")
         if self.view != "layer":
             text.append(f" · {f.method}" + (f" L{f.layer}" if f.layer else ""))
         text.append("\n")

@@ -17,6 +17,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 
 from engine.figures import Comparison, Side, compare
+from engine.text import inert
 from engine.vocabulary import BROWSE_METRICS, metric_info
 from tui.screens.reading import ReadingScreen
 from tui.state import PAGE, Filters
@@ -242,9 +243,9 @@ class CompareScreen(ReadingScreen):
         label = metric_info(result.metric).label
         text = Text()
         text.append("A ", style="bold")
-        text.append(side_label(result.a, models))
+        text.append(inert(side_label(result.a, models)))
         text.append("  B ", style="bold")
-        text.append(side_label(result.b, models) + "\n")
+        text.append(inert(side_label(result.b, models)) + "\n")
         if result.n == 0:
             text.append(
                 "No example is scorable under both (different corpora, or nothing scorable).",
@@ -288,13 +289,13 @@ class CompareScreen(ReadingScreen):
         table.clear()
         for row in self._rows:
             table.add_row(
-                Text(row["id"]),
-                Text(row["kind"]),
+                Text(inert(row["id"])),
+                Text(inert(row["kind"])),
                 str(row["rationale"]),
                 "edit" if row["label"] else "ok",
                 "edit" if row["a_pred"] else "ok",
                 "edit" if row["b_pred"] else "ok",
-                Text(row["text"][:120]),
+                Text(inert(row["text"][:120])),
                 key=row["id"],
             )
         a_yes, b_yes = self.cell or (True, False)

@@ -14,6 +14,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Footer, Header, Static
 
+from engine.text import inert
 from tui.screens.reading import ReadingScreen
 from tui.widgets.heads import HeadPicker, HeadSentence
 
@@ -73,15 +74,15 @@ class HeadsScreen(ReadingScreen):
         detail = event.detail
         title = self.query_one("#title", Static)
         if detail is None:
-            title.update(Text(f"{event.example}: not evaluated by run {self.run}"))
+            title.update(Text(inert(f"{event.example}: not evaluated by run {self.run}")))
             return
         self._detail = detail
         layers = detail["layers"]
         start = self._layer if 1 <= self._layer <= layers else layers
         self.set_reactive(HeadsScreen.cursor, (start, 1))
         self.query_one("#grid", HeadPicker).grid = (detail["grid"] or [], layers, detail["heads"])
-        text = Text(f"{detail['id']}", style="bold")
-        text.append(f"  {detail['model']} ({self.run})\n")
+        text = Text(inert(detail["id"]), style="bold")
+        text.append(inert(f"  {detail['model']} ({self.run})") + "\n")
         text.append(
             f"[CLS] attention per head; words shown for the last layer (L{layers})", style="dim"
         )

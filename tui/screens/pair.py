@@ -15,6 +15,7 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Header, Static
 
 from engine import highlight
+from engine.text import inert
 from engine.vocabulary import method_order
 from tui.screens.reading import ReadingScreen
 from tui.widgets.pair import PairView
@@ -70,7 +71,7 @@ class PairScreen(ReadingScreen):
 
     def _show_title(self) -> None:
         method, layer = self.pair
-        title = Text(f"Minimal pair of {self._example}", style="bold")
+        title = Text(inert(f"Minimal pair of {self._example}"), style="bold")
         title.append(f"  {method}" + (f" layer {layer}" if layer else ""))
         title.append("\nthe sentence over its edited twin; · where a word has no counterpart")
         self.query_one("#title", Static).update(title)

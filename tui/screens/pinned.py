@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Static
 
 from engine.errors import EditlensError
+from engine.text import inert
 from tui.bookmarks import Bookmarks
 from tui.screens.reading import ReadingScreen
 from tui.state import Filters
@@ -31,7 +32,7 @@ def toggle_pin(screen: Screen, run: str, example: str) -> None:
         count = len(Bookmarks(screen.app.db).pinned(corpus))
         verb = "pinned" if pinned else "unpinned"
         screen.app.call_from_thread(
-            screen.notify, f"{verb} {example} ({count} pinned in {corpus})", markup=False
+            screen.notify, inert(f"{verb} {example} ({count} pinned in {corpus})"), markup=False
         )
 
     screen.run_worker(toggle, thread=True, exit_on_error=False, group="pin")
@@ -102,7 +103,7 @@ class PinnedScreen(ReadingScreen):
         f = self.filters
         self._corpus, self._records = event.corpus, event.records
         self._rows = event.records.to_pylist()
-        title = Text(f"Pinned in {event.corpus}", style="bold")
+        title = Text(f"Pinned in {inert(event.corpus)}", style="bold")
         title.append(f": {len(event.pinned):,} · under {f.method}")
         title.append(f" L{f.layer}" if f.layer else "")
         missing = len(event.pinned) - len(self._rows)
@@ -114,11 +115,11 @@ class PinnedScreen(ReadingScreen):
         for row in self._rows:
             interp = row[f.metric]
             table.add_row(
-                Text(row["id"]),
-                Text(row["kind"]),
+                Text(inert(row["id"])),
+                Text(inert(row["kind"])),
                 ("T" if row["pred"] == row["label"] else "F") + ("P" if row["pred"] else "N"),
                 "–" if interp is None else ("✓" if interp else "✗"),
-                Text(row["text"][:120]),
+                Text(inert(row["text"][:120])),
                 key=row["id"],
             )
         self.query_one("#status", Label).update(

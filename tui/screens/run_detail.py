@@ -13,11 +13,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen
-from textual.widgets import Static
-from textual.worker import Worker, WorkerState
+from textual.widgets import Footer, Header, Static
 
 from engine.figures import RunFacts, run_facts
+from engine.text import inert
+from tui.screens.reading import ReadingScreen
 
 POPULATION_NOTES = {
     "evaluated": "examples evaluated",
@@ -55,22 +55,18 @@ def facts_view(facts: RunFacts) -> Group:
     for key, note in POPULATION_NOTES.items():
         rows.append((f"N {key}", f"{facts.populations.get(key, 0):,}  {note}"))
     for key, value in rows:
-        table.add_row(Text(key), Text(str(value)))
-    config = Text(json.dumps(run.config, sort_keys=True, default=str), style="dim")
+        table.add_row(Text(key), Text(inert(str(value))))
+    config = Text(inert(json.dumps(run.config, sort_keys=True, default=str)), style="dim")
     parts = [badges] if facts.badges else []
     return Group(*parts, table, Text("\nconfiguration", style="bold"), config)
 
 
-class RunDetailScreen(ModalScreen[None]):
-    """One run's facts over the screen it was opened from; esc closes."""
+class RunDetailScreen(ReadingScreen):
+    """One run's facts; esc goes back to the screen it was opened from."""
 
-    BINDINGS = [Binding("escape,d,q", "close", "Close")]  # noqa: RUF012
+    BINDINGS = [Binding("escape,d", "close", "Back")]  # noqa: RUF012
     DEFAULT_CSS = """
-    RunDetailScreen { align: center middle; }
-    RunDetailScreen > VerticalScroll {
-        width: 78; max-width: 100%; height: auto; max-height: 100%;
-        border: round $accent; background: $panel; padding: 0 1;
-    }
+    RunDetailScreen #facts { height: auto; padding: 0 1; }
     """
 
     class Loaded(Message):
@@ -85,12 +81,13 @@ class RunDetailScreen(ModalScreen[None]):
         self.run = run
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll() as scroll:
-            scroll.border_title = f"Run {self.run}"
-            scroll.border_subtitle = "esc closes"
+        yield Header()
+        with VerticalScroll():
             yield Static(Text("reading…", style="dim"), id="facts")
+        yield Footer()
 
     def on_mount(self) -> None:
+        self.sub_title = f"run {self.run}"
         self.load(self.run)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="facts")
@@ -103,9 +100,5 @@ class RunDetailScreen(ModalScreen[None]):
     def _loaded(self, event: Loaded) -> None:
         self.query_one("#facts", Static).update(facts_view(event.facts))
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            self.query_one("#facts", Static).update(Text(str(event.worker.error), style="bold"))
-
     def action_close(self) -> None:
-        self.dismiss(None)
+        self.app.pop_screen()

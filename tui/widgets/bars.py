@@ -14,6 +14,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from engine.figures import Bar
+from engine.text import inert
 
 LABEL = 7  # width of a bar's label column
 LEGEND = "█ to the 95% CI's low end · ▓ to the mean · ░ to its high end"
@@ -36,7 +37,7 @@ def bar_glyphs(mean: float, low: float, high: float, width: int) -> str:
 def bar_line(bar: Bar, width: int) -> Text:
     """`L3  ███▓▓░      0.36 (0.32–0.41) N=473`."""
     est = bar.estimate
-    text = Text(bar.label[:LABEL].ljust(LABEL), style="bold")
+    text = Text(inert(bar.label[:LABEL]).ljust(LABEL), style="bold")
     if est.n == 0 or math.isnan(est.mean):
         text.append("no scorable examples", style="dim")
         return text
@@ -65,7 +66,7 @@ class BarList(OptionList):
         for index, bar in enumerate(bars):
             if bar.heading != heading:
                 heading = bar.heading
-                options.append(Option(Text(heading, style="bold underline"), disabled=True))
+                options.append(Option(Text(inert(heading), style="bold underline"), disabled=True))
             options.append(Option(bar_line(bar, width), id=str(index)))
         self.set_options(options)
         enabled = [i for i, option in enumerate(options) if not option.disabled]

@@ -13,6 +13,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 
 from engine import highlight
+from engine.text import inert
 
 GAP = "·"  # where one sentence has no word facing the other's
 
@@ -75,7 +76,7 @@ class PairView(Static):
         if rows is None:
             return Text("loading…", style="dim")
         if len(rows) < 2:
-            found = rows[0]["id"] if rows else "the example"
+            found = inert(rows[0]["id"]) if rows else "the example"
             return Text(
                 f"{found} has no minimal-pair twin in this corpus (ingest with --pairs "
                 "to add each sentence's edited twin)",
@@ -83,7 +84,7 @@ class PairView(Static):
             )
         parts: list[Text] = []
         for row in rows:
-            head = Text(row["id"], style="bold")
+            head = Text(inert(row["id"]), style="bold")
             if row["pred"] is None:
                 head.append("  not evaluated by this run", style="dim")
             else:
