@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import engine
 import tui
 
@@ -80,15 +82,21 @@ def test_every_help_page_loads_neither_torch_nor_textual() -> None:
     assert json.loads(result.stderr.strip().splitlines()[-1]) == []
 
 
-def test_editlens_help_starts_in_well_under_two_seconds() -> None:
-    """Measured: about 0.45 s on an idle core (`time editlens --help`); torch alone takes ~2 s."""
+@pytest.mark.slow  # six interpreter starts, three of them importing torch
+def test_editlens_help_starts_in_a_fraction_of_a_torch_import() -> None:
+    """Timed against its baseline in the same run, so a busy machine slows both alike.
+
+    Measured idle: `editlens --help` 0.45 s; `python -c "import torch"` about 2 s.
+    """
     editlens = shutil.which("editlens") or str(Path(sys.executable).parent / "editlens")
-    times = []
+    commands = {"help": [editlens, "--help"], "torch": [sys.executable, "-c", "import torch"]}
+    times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(3):
-        started = time.perf_counter()
-        subprocess.run([editlens, "--help"], capture_output=True, check=True)
-        times.append(time.perf_counter() - started)
-    assert min(times) < 2.0, times
+        for name, command in commands.items():
+            started = time.perf_counter()
+            subprocess.run(command, capture_output=True, check=True)
+            times[name].append(time.perf_counter() - started)
+    assert min(times["help"]) < 0.5 * min(times["torch"]), times
 
 
 def test_the_import_contracts_hold() -> None:
