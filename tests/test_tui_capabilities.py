@@ -129,6 +129,12 @@ async def test_compare_shows_interpretable_under_a_but_not_b_and_lists_them(db, 
         await settle(pilot)
         assert isinstance(app.screen, ExampleScreen)
         assert app.screen.example == ids[0]
+        await pilot.press("n")  # steps within the cell's examples
+        await settle(pilot)
+        assert app.screen.example == ids[1 % len(ids)]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen
 
 
 async def test_compare_swaps_a_and_b(db, rows) -> None:
