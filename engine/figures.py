@@ -23,7 +23,16 @@ from engine.vocabulary import method_order
 RESAMPLES = 1000  # as on the results page
 BOOTSTRAP_MAX_N = 20_000  # 1000 x 20,000 indices: 160 MB at most, for a moment
 
-__all__ = ["Bar", "Comparison", "RunFacts", "Side", "compare", "group_bars", "layer_bars"]
+__all__ = [
+    "Bar",
+    "Comparison",
+    "RunFacts",
+    "Side",
+    "compare",
+    "group_bars",
+    "layer_bars",
+    "run_facts",
+]
 
 
 @dataclass(frozen=True)
