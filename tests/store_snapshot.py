@@ -7,10 +7,13 @@ from typing import Any
 
 import duckdb  # tests read store files directly; the engine goes through Store
 
+from engine.store import MEMORY_LIMIT
+
 
 def snapshot(path: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, in a stable order."""
-    with duckdb.connect(str(path), read_only=True) as con:
+    # the store's own settings, so a reader of this process that still holds the file is shared
+    with duckdb.connect(str(path), read_only=True, config={"memory_limit": MEMORY_LIMIT}) as con:
         tables = [
             row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
         ]
