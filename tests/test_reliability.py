@@ -536,3 +536,82 @@ def test_a_second_file_into_the_same_corpus_says_how_many_ids_it_replaced(cli, s
     outcome = cli("ingest", second, "--corpus", "small", "--db", store)
     assert outcome.code == 0, outcome.err
     assert re.search(r"ids already in the corpus, replaced\s*│\s*1", outcome.out)
+
+
+# -- every command: bad values and bad stores are one line, and the store is left as it was ----
+
+# (arguments, with {db} for the store and {dir} for its folder; exit code)
+BAD_ARGUMENTS: dict[str, tuple[tuple[str, ...], int]] = {
+    "export: unknown corpus": (("export", "--corpus", "nope", "--db", "{db}"), 1),
+    "export: unknown format": (("export", "--corpus", "small", "--format", "xml", "--db", "{db}"), 1),
+    "export: parquet to stdout": (("export", "--corpus", "small", "--format", "parquet",
+                                   "--db", "{db}"), 1),
+    "synth: negative count": (("synth", "--sentences", "-1", "--out", "{dir}/s.xml"), 2),
+    "synth: zero count": (("synth", "--sentences", "0", "--out", "{dir}/s.xml"), 2),
+    "evaluate: limit 0": (("evaluate", "--corpus", "small", "--limit", "0", "--db", "{db}"), 2),
+    "evaluate: limit -1": (("evaluate", "--corpus", "small", "--limit", "-1", "--db", "{db}"), 2),
+    "evaluate: batch size 0": (("evaluate", "--corpus", "small", "--batch-size", "0",
+                                "--db", "{db}"), 2),
+    "evaluate: ig steps 0": (("evaluate", "--corpus", "small", "--ig-steps", "0", "--db", "{db}"), 2),
+    "evaluate: methods ','": (("evaluate", "--corpus", "small", "--methods", ",", "--db", "{db}"), 1),
+    "evaluate: unknown method": (("evaluate", "--corpus", "small", "--methods", "magic",
+                                  "--db", "{db}"), 1),
+    "evaluate: unknown corpus": (("evaluate", "--corpus", "nope", "--db", "{db}"), 1),
+    "evaluate: a model that is a file": (("evaluate", "--corpus", "small", "--model",
+                                          "{dir}/small.xml", "--db", "{db}"), 1),
+    "train: unknown corpus": (("train", "--corpus", "nope", "--db", "{db}"), 1),
+    "report: unknown run": (("report", "--run", "nope", "--db", "{db}"), 1),
+    "report: unknown metric": (("report", "--metric", "magic", "--db", "{db}"), 2),
+    "show: no evaluation yet": (("show", "1.1", "--db", "{db}"), 1),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", BAD_ARGUMENTS)
+def test_a_bad_argument_to_any_command_is_one_line_and_changes_nothing(
+    cli, store: Path, case: str
+) -> None:
+    args, code = BAD_ARGUMENTS[case]
+    before = snapshot(store)
+    outcome = cli(*[a.format(db=store, dir=store.parent) for a in args])
+    outcome.refused(code)
+    assert snapshot(store) == before
+    assert not (store.parent / "s.xml").exists()
+
+
+def damaged_store(folder: Path, how: str, store: Path) -> Path:
+    """A file given as --db that is not a usable store."""
+    target = folder / f"{how}.duckdb"
+    if how == "a folder":
+        target.mkdir()
+    elif how == "a corpus file":
+        target.write_text(XML)
+    elif how == "an empty file":
+        target.write_bytes(b"")
+    elif how == "a store cut short":
+        target.write_bytes(store.read_bytes()[:20_000])
+    elif how == "a store with garbage in its middle":
+        data = bytearray(store.read_bytes())
+        data[8192:16384] = b"\xff" * 8192
+        target.write_bytes(bytes(data))
+    return target
+
+
+BAD_STORES = ("missing", "a folder", "a corpus file", "an empty file", "a store cut short",
+              "a store with garbage in its middle")  # fmt: skip
+STORE_COMMANDS = {"info": ("info",), "export": ("export", "--corpus", "small"),
+                  "report": ("report",), "show": ("show", "1.1"),
+                  "ingest": ("ingest", "{dir}/small.xml")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("command", "how"),
+    [(c, h) for c in STORE_COMMANDS for h in BAD_STORES if (c, h) != ("ingest", "missing")],
+)  # ingest makes a store where there is none
+def test_a_bad_store_file_is_one_line_for_every_command(
+    cli, store: Path, command: str, how: str
+) -> None:
+    target = damaged_store(store.parent, how, store)
+    before = digest(target)
+    outcome = cli(*[a.format(dir=store.parent) for a in STORE_COMMANDS[command]], "--db", target)
+    outcome.refused()
+    assert digest(target) == before

@@ -163,7 +163,7 @@ def lock_holder(error: Exception) -> str | None:
     message = str(error)
     if "different configuration" in message:
         return "another connection of this process"
-    if "lock" not in message.lower():
+    if not re.search(r"\block\b", message, re.IGNORECASE):  # "block": a corrupt file, no lock
         return None
     found = re.search(r"\(PID (\d+)\)", message)
     if found is None:
