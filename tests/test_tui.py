@@ -502,7 +502,8 @@ async def test_markup_and_escapes_in_user_text_are_shown_literally(tmp_path: Pat
         await settle(pilot)
         table = app.screen.query_one("#table", DataTable)
         assert str(table.get_row_at(0)[0]) == HOSTILE_ID
-        assert "[link=x]y[/link]" in str(table.get_row_at(0)[9])
+        text = str(table.get_row_at(0)[9])
+        assert "[link=x]y[/link]" in text and "␛[2J" in text and "\x1b" not in text
         await pilot.press("enter")
         await settle(pilot)
         sentence = app.screen.query_one("#sentence", ScoredSentence)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,7 +11,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
-from engine.text import inert
+from tui.text import literal
 
 SPLITS = ("test", "dev", "train")
 
@@ -55,7 +54,7 @@ class EvaluateScreen(ModalScreen[dict[str, Any] | None]):
                 )
                 yield Label("corpus")
                 yield Select(
-                    [(Text(inert(c)), c) for c in self.corpora],
+                    [(literal(c), c) for c in self.corpora],
                     value=self.corpora[0] if self.corpora else Select.NULL,
                     compact=True,
                     id="corpus",
@@ -121,7 +120,7 @@ class EvaluateScreen(ModalScreen[dict[str, Any] | None]):
         try:
             spec = self.spec()
         except ValueError as error:
-            self.query_one("#error", Label).update(Text(str(error)))
+            self.query_one("#error", Label).update(literal(error))
             return
         self.dismiss(spec)
 

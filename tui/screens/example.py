@@ -18,6 +18,7 @@ from textual.widgets import Footer, Header, Label, Static
 
 from engine.vocabulary import method_order
 from tui.state import PAGE, Filters
+from tui.text import literal
 from tui.widgets.job import JobPanel
 from tui.widgets.sentence import HeadGrid, RunComparison, ScoredSentence
 
@@ -130,7 +131,7 @@ class ExampleScreen(Screen[tuple[int, int]]):
         self._detail = detail
         if detail is None:
             self.query_one("#info", Static).update(
-                Text(f"{event.example}: not in this run (esc goes back)")
+                literal(f"{event.example}: not in this run (esc goes back)")
             )
             return
         rows = detail["scores"].to_pylist()
@@ -155,9 +156,10 @@ class ExampleScreen(Screen[tuple[int, int]]):
         grid = detail["grid"] or []
         self.query_one("#grid", HeadGrid).grid = (grid, detail["layers"], detail["heads"], layer)
         info = Text()
-        info.append(f"{detail['id']}", style="bold")
+        info.append(literal(detail["id"], style="bold"))
         info.append(f"  {self._offset + self._index + 1:,}/{self._total:,}  ", style="dim")
-        info.append(f"{detail['kind']} · {detail['model']}\n")
+        info.append(literal(f"{detail['kind']} · {detail['model']}"))
+        info.append("\n")
         truth = "needs edit" if detail["label"] else "ok"
         pred = "needs edit" if detail["pred"] else "ok"
         right = detail["label"] == detail["pred"]

@@ -31,6 +31,7 @@ from tui.state import (
     SORTS,
     Filters,
 )
+from tui.text import literal
 from tui.widgets.job import JobPanel
 
 PREDICTION_LABELS = {
@@ -209,7 +210,7 @@ class ExamplesScreen(Screen):
         f = self.filters
         yield Header()
         with Horizontal(classes="bar"):
-            yield _select([(Text(f.run), f.run)], f.run, "run")
+            yield _select([(literal(f.run), f.run)], f.run, "run")
             yield _select([(f.method, f.method)], f.method, "method")
             yield _select([("layer …", f.layer)], f.layer, "layer")
             yield _select([(f"metric {METRIC_LABELS[m]}", m) for m in METRICS], f.metric, "metric")
@@ -270,7 +271,7 @@ class ExamplesScreen(Screen):
         self._runs, self._pairs = event.runs, event.pairs
         method, layer = self._keep_pair(self.filters.method, self.filters.layer)
         changed = self.filters.with_(run=event.run, method=method, layer=layer)
-        self.sub_title = self._run_label(event.run)
+        self.sub_title = literal(self._run_label(event.run)).plain
         if changed == self.filters:
             self._sync_controls()
             self._reload()
@@ -351,7 +352,7 @@ class ExamplesScreen(Screen):
         for row in self._rows:
             interp = row["interpretable"]
             table.add_row(
-                Text(row["id"]),
+                literal(row["id"]),
                 row["kind"],
                 _bucket(row),
                 f"{row['prob']:.2f}",
@@ -360,7 +361,7 @@ class ExamplesScreen(Screen):
                 "–" if row["jaccard"] is None else f"{row['jaccard']:.2f}",
                 str(row["length"]),
                 str(row["rationale"]),
-                Text(row["text"][:120]),
+                literal(row["text"][:120]),
                 key=row["id"],
             )
         if self._rows:
@@ -384,15 +385,15 @@ class ExamplesScreen(Screen):
         self.query_one("#status", Label).update(
             Text(f"rows {first:,}–{last:,} of {self._total:,} · {method} · sort {f.sort} {arrow}")
         )
-        self.query_one("#command", Label).update(Text(cli_command(f)))
+        self.query_one("#command", Label).update(literal(cli_command(f)))
 
     def _sync_controls(self) -> None:
         """Set the filter bar from ``filters`` without the controls reporting it back as a
         change (refreshing a drop-down's options selects its first one and posts Changed)."""
         f = self.filters
         with self.prevent(Select.Changed):
-            run_options = [(Text(r["label"]), r["id"]) for r in self._runs] or [
-                (Text(f.run), f.run)
+            run_options = [(literal(r["label"]), r["id"]) for r in self._runs] or [
+                (literal(f.run), f.run)
             ]
             _set(self.query_one("#run", Select), run_options, f.run)
             _set(self.query_one("#method", Select), self._method_options(), f.method)

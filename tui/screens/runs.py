@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 from engine.store import OUTCOME_METRICS
 from engine.vocabulary import method_info, method_order
 from tui.messages import OpenRun
+from tui.text import literal
 from tui.widgets.job import JobPanel
 
 SMALL_N = 30  # fewer examples than this in a cell: marked, its mean is too noisy to rank
@@ -149,15 +150,15 @@ class RunsScreen(Screen):
                 layer = f" L{row['best_layer']}" if row["best_layer"] else ""
                 best = f"{_short(row['best_method'])}{layer}"
             runs.add_row(
-                Text(labels[row["id"]]),
-                Text(f"{row['corpus']}/{row['split']}"),
+                literal(labels[row["id"]]),
+                literal(f"{row['corpus']}/{row['split']}"),
                 row["kind"],
                 f"{row['n']:,}",
                 _num(row["accuracy"]),
                 _num(row["f1"]),
                 best,
                 _num(row["best_top3"]),
-                Text(row["id"], style="dim"),
+                literal(row["id"], style="dim"),
                 key=row["id"],
             )
         if rows:
@@ -193,7 +194,7 @@ class RunsScreen(Screen):
         for run in runs:
             ns = [cells[(run["id"], m)]["n"] for m in methods if (run["id"], m) in cells]
             n = "–" if not ns else f"{min(ns):,}" + ("" if min(ns) == max(ns) else f"–{max(ns):,}")
-            line: list[Any] = [Text(labels[run["id"]]), n]
+            line: list[Any] = [literal(labels[run["id"]]), n]
             for method in methods:
                 row = cells.get((run["id"], method))
                 if row is None or row["value"] is None:

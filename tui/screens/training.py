@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from tui.text import literal
 from tui.widgets.job import JobPanel
 
 # History columns in reading order; anything else a newer trainer records follows them.
@@ -83,15 +84,17 @@ class TrainingScreen(Screen):
         metrics = run.metrics
         history: list[dict[str, Any]] = metrics.get("history") or []
         about = Text()
-        about.append(run.model, style="bold")
-        about.append(f"  fine-tuned on {run.corpus}/{run.split}  ({run.id})\n", style="dim")
+        about.append(literal(run.model, style="bold"))
+        about.append(literal(f"  fine-tuned on {run.corpus}/{run.split}  ({run.id})", "dim"))
+        about.append("\n")
         config = ", ".join(f"{k} {v}" for k, v in sorted(run.config.items()))
-        about.append(f"{config}\n")
+        about.append(literal(config))
+        about.append("\n")
         best = metrics.get("best_epoch")
         dev = metrics.get("dev") or {}
         figures = " · ".join(f"{k} {cell(v)}" for k, v in dev.items())
         about.append(f"best epoch {best}: dev {figures}\n" if best else "no epoch finished\n")
-        about.append(f"checkpoint {run.checkpoint}", style="dim")
+        about.append(literal(f"checkpoint {run.checkpoint}", "dim"))
         if not history:
             about.append("\nthis run recorded no per-epoch history", style="dim")
         self.query_one("#about", Static).update(about)
@@ -103,5 +106,5 @@ class TrainingScreen(Screen):
         for row in history:
             marked = row.get("epoch") == best
             table.add_row(
-                *(Text(cell(row.get(c)), style="bold" if marked else "") for c in columns)
+                *(literal(cell(row.get(c)), style="bold" if marked else "") for c in columns)
             )

@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Label, ProgressBar
+
+from tui.text import literal
 
 
 @dataclass(frozen=True)
@@ -56,8 +57,8 @@ class JobPanel(Horizontal):
         self.set_class(job is not None, "-active")
         if job is None:
             return
-        self.query_one("#job-title", Label).update(Text(job.title))
+        self.query_one("#job-title", Label).update(literal(job.title))
         self.query_one("#job-bar", ProgressBar).update(total=job.total or None, progress=job.done)
         pace = job.pace(time.monotonic())
         message = f"{job.message} · {pace}" if pace and job.message else job.message or pace
-        self.query_one("#job-message", Label).update(Text(f"{message}  (x cancels)"))
+        self.query_one("#job-message", Label).update(literal(f"{message}  (x cancels)"))
