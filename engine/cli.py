@@ -26,6 +26,7 @@ from engine.pipeline import DemoSpec, Reporter
 from engine.specs import EvalSpec, default
 from engine.store import DEFAULT_DB, Store
 from engine.study import StudySpec
+from engine.text import inert
 from engine.train import TrainSpec
 from engine.vocabulary import HEADLINE_METRIC, METRIC_NAMES
 
@@ -250,7 +251,7 @@ def info(
         )
     for c in corpora:
         table.add_row(
-            c.name,
+            inert(c.name),  # data: control characters shown, never sent
             f"{c.examples:,}",
             f"{c.needs_edit:,}",
             f"{c.scorable:,}",
@@ -265,7 +266,7 @@ def info(
             table.add_column(column, ratio=1)
         for run in runs:
             kind = f"{run.kind} (stale)" if run.id in stale else run.kind  # its text changed
-            table.add_row(run.id, kind, run.model, f"{run.corpus}/{run.split}")
+            table.add_row(inert(run.id), kind, inert(run.model), inert(f"{run.corpus}/{run.split}"))
         out.print(table)
 
 
@@ -525,8 +526,8 @@ def show(
     scores = rows[0]["scores"]
     out.print(
         Text.assemble(
-            (example, "bold"),
-            f" · {chosen.model} · {method} layer {rows[0]['layer']} · "
+            (inert(example), "bold"),  # data: control characters shown, never sent
+            f" · {inert(chosen.model)} · {method} layer {rows[0]['layer']} · "
             f"predicted {'needs edit' if detail['pred'] else 'no edit'} (p={detail['prob']:.2f}), "
             f"gold {'needs edit' if detail['label'] else 'no edit'} · kind {detail['kind']}",
         )

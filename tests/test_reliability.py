@@ -249,7 +249,7 @@ def released_rows(path: Path, texts: list[str]) -> Path:
     """A released-rationale file whose sentences carry ``texts`` between ordinary words."""
     rows = [
         {"id": f"h.{i}", "sent": f"We show {text} results .", "words":
-         ["[CLS]", "We", "show", "results", ".", "[SEP]"], "best_words": [2]}
+         ["[CLS]", "We", "show", *text.split(), "results", ".", "[SEP]"], "best_words": [2]}
         for i, text in enumerate(texts)
     ]  # fmt: skip
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
@@ -615,3 +615,63 @@ def test_a_bad_store_file_is_one_line_for_every_command(
     outcome = cli(*[a.format(dir=store.parent) for a in STORE_COMMANDS[command]], "--db", target)
     outcome.refused()
     assert digest(target) == before
+
+
+# -- classes 2 and 3 on the way out: hostile text from a store reaches no parser and no terminal -
+
+HOSTILE_NAME = "[/bold][link=https://evil.example]x\x1b]0;t\x07"
+
+
+@pytest.fixture
+def hostile(tmp_path: Path) -> Path:
+    """A store whose corpus, sentences and run's model name are hostile, with run 'r1' over
+    every sentence (attention scores at layer 6)."""
+    db = tmp_path / "hostile.duckdb"
+    texts = [*HOSTILE.values(), "[/] [bold]not markup[/bold] [link=https://evil.example]x[/link]"]
+    source = released_rows(tmp_path / "deleted.jsonl", texts)
+    with Store(db) as opened:
+        ingest(opened, source, corpus=HOSTILE_NAME)
+        examples = opened.example_batches(HOSTILE_NAME)
+        table = pa.Table.from_batches(list(examples))
+    ids, words = table.column("id").to_pylist(), table.column("words").to_pylist()
+    staging = tmp_path / "r1.duckdb"
+    n = len(ids)
+    with Store(staging) as job:
+        job.write_examples(HOSTILE_NAME, [table])
+        job.write_chunk({
+            "predictions": pa.table({
+                "run": ["r1"] * n, "example": ids, "label": [True] * n, "prob": [0.9] * n,
+                "pred": [True] * n, "confidence": [0.9] * n,
+                "seen_words": [len(w) for w in words], "scorable": [True] * n}),
+            "scores": pa.table({
+                "run": ["r1"] * n, "example": ids, "method": ["attention"] * n,
+                "layer": pa.array([6] * n, pa.int16()),
+                "scores": [[float(i) for i in range(len(w))] for w in words]}),
+        })  # fmt: skip
+        now = datetime(2026, 1, 1)
+        job.record_run(Run("r1", "evaluate", HOSTILE_NAME, "minilm", HOSTILE_NAME, "all", 6, 12,
+                           {}, {}, now, now))  # fmt: skip
+    publish_run(db, staging, "r1")
+    return db
+
+
+@pytest.mark.parametrize("index", range(len(HOSTILE) + 1))
+def test_show_prints_a_hostile_sentence_inert_and_its_markup_as_text(
+    cli, hostile: Path, index: int
+) -> None:
+    outcome = cli("show", f"h.{index}", "--run", "r1", "--layer", "6", "--db", hostile)
+    assert outcome.code == 0, outcome.err
+    assert not CONTROL.search(outcome.out + outcome.err), repr(outcome.out)
+    assert "results" in outcome.out
+    if index == len(HOSTILE):
+        assert "[bold]not" in outcome.out and "[link=https://evil.example]x[/link]" in outcome.out
+
+
+def test_info_prints_a_hostile_corpus_and_model_name_as_inert_text(
+    cli, hostile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")  # whole names, not cut to fit 80 columns
+    outcome = cli("info", "--db", hostile)
+    assert outcome.code == 0, outcome.err
+    assert not CONTROL.search(outcome.out + outcome.err), repr(outcome.out)
+    assert "[/bold][link=https://evil.example]x" in outcome.out.replace("\n", "")
