@@ -687,7 +687,8 @@ def user_message(error: BaseException) -> str | None:
 
 
 def fail(message: str, code: int) -> None:
-    err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
+    # inert: a path or id in the message may carry ESC or a newline; it stays one visible line
+    err.print(Text.assemble(("error:", "bold red"), " ", inert(message)), soft_wrap=True)
     sys.exit(code)
 
 

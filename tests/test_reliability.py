@@ -675,3 +675,14 @@ def test_info_prints_a_hostile_corpus_and_model_name_as_inert_text(
     assert outcome.code == 0, outcome.err
     assert not CONTROL.search(outcome.out + outcome.err), repr(outcome.out)
     assert "[/bold][link=https://evil.example]x" in outcome.out.replace("\n", "")
+
+
+@pytest.mark.parametrize("name", [*HOSTILE, "newline"])
+def test_an_error_naming_a_hostile_path_is_one_inert_line(cli, store: Path, name: str) -> None:
+    hostile = HOSTILE.get(name, "two\nlines")
+    missing = store.parent / f"in{hostile}put.xml"
+    outcome = cli("ingest", missing, "--db", store)
+    nul = "\x00" in hostile  # no file system takes it: the argument parser refuses it
+    line = outcome.refused(2 if nul else 1)
+    assert not CONTROL.search(outcome.err)
+    assert ("null byte" if nul else "no such file") in line
