@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from store_snapshot import snapshot
 
 from engine import cli, pipeline
+from engine.errors import EditlensError
 from engine.ingest import ingest
 from engine.pipeline import DemoSpec
 from engine.specs import EvalSpec, default
@@ -530,6 +531,17 @@ def test_train_first_trains_at_the_evaluated_max_length_with_the_given_options(
     assert training == TrainSpec(
         corpus="c", model="m", max_length=64, epochs=2, lr=1e-4, batch_size=8, seed=7
     )
+
+
+def test_train_first_refuses_a_bad_evaluation_before_training(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    trained = []
+    monkeypatch.setattr("engine.train.train", lambda *a, **k: trained.append(a))
+    spec = EvalSpec(corpus="c", ig_steps=0)
+    with pytest.raises(EditlensError, match="integrated-gradients steps"):
+        pipeline.train_then_evaluate(tmp_path / "s.duckdb", spec, pipeline.training_for(spec))
+    assert trained == []
 
 
 def test_without_options_train_first_uses_every_trainspec_default() -> None:
