@@ -18,15 +18,6 @@ from engine.vocabulary import HEADLINE_METRIC, METHOD_NAMES, METRIC_NAMES, POPUL
 _METHOD_RANK = "coalesce(list_position($methods, method), 1000), method, layer"
 
 
-def _chosen(example_filter: ExampleFilter | None, legacy: dict[str, Any]) -> ExampleFilter:
-    """The filter, from the value or from the keyword arguments older callers pass."""
-    if example_filter is None:
-        return ExampleFilter.from_query(**legacy)
-    if legacy:
-        raise TypeError(f"pass an ExampleFilter or keyword filters, not both: {sorted(legacy)}")
-    return example_filter
-
-
 class ResultReads:
     """Runs, their summaries, and the TUI's browsing queries; all read-only."""
 
@@ -162,16 +153,13 @@ class ResultReads:
         row = self._db.one("SELECT corpus FROM runs WHERE id = $run", {"run": run})
         return row[0] if row else ""
 
-    def bucket_counts(
-        self, example_filter: ExampleFilter | None = None, **legacy: Any
-    ) -> dict[str, int]:
+    def bucket_counts(self, f: ExampleFilter) -> dict[str, int]:
         """Counts per outcome bucket and per prediction bucket under the other filters, in one
         pass over the slice.
 
         Outcome buckets honour the prediction filter and vice versa, so each count says what
         choosing that bucket would show; ``total`` is the number of rows the filter shows.
         """
-        f = _chosen(example_filter, legacy)
         parts = self._slice(f)
         outcome, prediction = parts["outcome"], parts["prediction"]
         counts = {
@@ -191,19 +179,11 @@ class ResultReads:
         )
         return {name: int(value or 0) for name, value in zip(counts, row or (), strict=True)}
 
-    def example_page(
-        self,
-        example_filter: ExampleFilter | None = None,
-        *,
-        limit: int = 50,
-        offset: int = 0,
-        **legacy: Any,
-    ) -> pa.Table:
+    def example_page(self, f: ExampleFilter, *, limit: int = 50, offset: int = 0) -> pa.Table:
         """One page of the filtered examples of a run, in the filter's order (ties by id).
 
         The page is cut from the outcomes slice alone; then only its rows fetch their
         probability (from predictions) and text (from examples), by id."""
-        f = _chosen(example_filter, legacy)
         parts = self._slice(f)
         order = f"{'DESC' if f.descending else 'ASC'} NULLS LAST"
         keys = self._db.table(
@@ -245,15 +225,10 @@ class ResultReads:
         return _page(keys, probs, texts, ids)
 
     def filtered_batches(
-        self,
-        example_filter: ExampleFilter | None = None,
-        *,
-        batch_rows: int = 8192,
-        **legacy: Any,
+        self, f: ExampleFilter, *, batch_rows: int = 8192
     ) -> Iterator[pa.RecordBatch]:
         """Every example the filter shows, with its prediction and outcomes, streamed for
         export in the filter's order."""
-        f = _chosen(example_filter, legacy)
         parts = self._slice(f)
         params = {**parts["params"], "corpus": self._run_corpus(f.run)}
         metrics = ", ".join(f"o.{m}" for m in METRIC_NAMES)

@@ -6,7 +6,7 @@ User input reaches SQL only as $parameters; column names and conditions come fro
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from engine.corpus import EDIT_KINDS
@@ -83,22 +83,3 @@ class ExampleFilter:
 
     def with_(self, **changes: Any) -> ExampleFilter:
         return replace(self, **changes)
-
-    def query(self) -> dict[str, Any]:
-        """The filter as the keyword arguments older callers pass (no sort, rationale as a
-        range): ``store.bucket_counts(**f.query())`` means ``store.bucket_counts(f)``."""
-        values = asdict(self)
-        del values["sort"], values["descending"]
-        values["rationale"] = self.rationale_range
-        return values
-
-    @classmethod
-    def from_query(cls, **values: Any) -> ExampleFilter:
-        """The inverse of ``query``, for callers that still pass keyword arguments."""
-        size = values.get("rationale")
-        if not isinstance(size, str):
-            keys = [k for k, v in RATIONALE_SIZES.items() if v == (tuple(size) if size else None)]
-            if not keys:
-                raise ValueError(f"unknown rationale size range {size!r}")
-            values["rationale"] = keys[0]
-        return cls(**values)
