@@ -114,7 +114,7 @@ class ReadOnlyFile(Database):
         connection is closed as soon as no query runs, and reopened after the writer."""
         with self._lock:
             if self._shared is not None and not writers_waiting(self.path):
-                return self._cursor()
+                return self._cursor(self._shared)
             if self._users == 0:
                 self._close_shared()
         if not self.path.exists():
@@ -127,12 +127,11 @@ class ReadOnlyFile(Database):
                 threading.Thread(target=self._let_go_when_idle, daemon=True).start()
             else:
                 con.close()  # another thread opened it meanwhile: the same DuckDB instance
-            return self._cursor()
+            return self._cursor(self._shared)
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
+    def _cursor(self, shared: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
         """Under the lock: a cursor of the shared connection, counted as a running query."""
-        assert self._shared is not None
-        cursor = self._shared.cursor()
+        cursor = shared.cursor()
         self._users += 1
         return cursor
 
@@ -197,8 +196,9 @@ class ReadOnlyFile(Database):
 
 
 class StoreReader(CorpusReads, ResultReads, AnalysisReads):
-    """Read-only access that holds the file only while a query runs: for processes that stay
-    open while others write (every TUI, every ``serve`` tab). Safe to share between threads."""
+    """Read-only access for processes that stay open while others write (every TUI, every
+    ``serve`` tab): it lets go of the file whenever a writer waits (see the top of this
+    module). Safe to share between threads; has no method that writes."""
 
     def __init__(
         self,
@@ -241,8 +241,9 @@ class Store(CorpusWrites, CorpusReads, JobWrites, ResultReads, AnalysisReads):
     """One DuckDB file. Writes go through Arrow in one transaction, so a failure changes nothing.
 
     Read-write, the store holds the file until ``close`` (one process at a time can); a busy
-    file is waited for (``wait`` seconds). Read-only, it holds the file only while a query runs,
-    like ``StoreReader``. Use from one thread at a time (the TUI's threads share a StoreReader).
+    file is waited for (``wait`` seconds). Read-only, it lets go of the file whenever a writer
+    waits, like ``StoreReader``. Use from one thread at a time (the TUI's threads share a
+    StoreReader).
     """
 
     def __init__(
