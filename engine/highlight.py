@@ -16,6 +16,13 @@ STEPS = ("", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c")
 TEXT_ON = ("", "black", "black", "black", "black", "white", "white")
 SHADES = " ░▒▓█"  # the same scale as glyphs, for NO_COLOR terminals
 MARK = "▸"  # precedes each human-rationale word (plus an underline)
+SUPERSCRIPTS = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def rank_mark(rank: int) -> str:
+    """`¹`, `²`, … `¹²`: follows each of the model's top-k words, so its choice reads in plain
+    text (NO_COLOR, a copied capture) as well as the rationale marker does."""
+    return str(rank).translate(SUPERSCRIPTS)
 
 
 def normalise(values: Sequence[float]) -> list[float]:
@@ -53,8 +60,8 @@ def legend(low: float | None = None, high: float | None = None) -> Text:
     text.append("   ")
     text.append(f"{MARK}word", style="underline")
     text.append(" human rationale   ")
-    text.append("word", style="bold")
-    text.append(" model's top-k")
+    text.append("word" + rank_mark(1), style="bold")
+    text.append(" model's top-k, by rank")
     return text
 
 
@@ -63,20 +70,26 @@ def sentence(
     rationale: Sequence[int],
     scores: Sequence[float] | None,
     seen: int | None = None,
+    *,
+    colour: bool = True,
 ) -> Text:
     """The sentence with each word's background on the scale, the rationale underlined and
-    marked, the model's top-k words (k = rationale size, at least 1) in bold, and words past the
-    model's length cut dimmed."""
+    marked, the model's top-k words (k = rationale size, at least 1) in bold with their rank as
+    a superscript, and words past the model's length cut dimmed.
+
+    ``colour=False`` (NO_COLOR) drops the backgrounds: turned to grey, the yellow-to-red scale
+    runs light to dark, which on a dark theme makes the top word the least visible."""
     gold = set(rationale)
     seen = len(words) if seen is None else seen
     levels = normalise(list(scores)) if scores else []
     k = max(1, len(gold))
-    top = set(sorted(range(len(levels)), key=lambda i: -scores[i])[:k]) if scores else set()
+    ranked = sorted(range(len(levels)), key=lambda i: -scores[i])[:k] if scores else []
+    top = {index: rank for rank, index in enumerate(ranked, 1)}
     text = Text()
     for index, word in enumerate(words):
         if index:
             text.append(" ")
-        style = cell_style(levels[index]) if index < len(levels) else Style()
+        style = cell_style(levels[index]) if colour and index < len(levels) else Style()
         if index >= seen:
             style += Style(dim=True, italic=True)
         if index in top:
@@ -85,6 +98,8 @@ def sentence(
             text.append(MARK, style=Style(bold=True))
             style += Style(underline=True)
         text.append(inert(word), style=style)  # corpus text: control characters shown, not sent
+        if index in top:
+            text.append(rank_mark(top[index]), style=Style(bold=True))
     if seen < len(words):
         text.append(f"  (model saw {seen} of {len(words)} words)", style="dim italic")
     return text

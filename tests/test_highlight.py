@@ -20,11 +20,17 @@ def styles_of(text, word: str):
 
 def test_rationale_words_are_marked_and_underlined_and_top_k_is_bold() -> None:
     text = sentence(WORDS, [2], [0.1, 0.2, 0.9, 0.3, 0.0])
-    assert text.plain == f"the results {MARK}is significant ."
+    assert text.plain == f"the results {MARK}is¹ significant ."  # top-k carry their rank
     assert text.plain.count(MARK) == 1
     assert styles_of(text, "is").underline and styles_of(text, "is").bold  # gold and top-1
     assert not styles_of(text, "results").underline
     assert not styles_of(text, "significant").bold
+
+
+def test_top_k_words_carry_their_rank_and_colour_can_be_dropped() -> None:
+    text = sentence(WORDS, [1, 3], [0.1, 0.2, 0.9, 0.3, 0.0], colour=False)
+    assert text.plain == f"the {MARK}results is¹ {MARK}significant² ."  # k = 2: is, significant
+    assert not any(span.style.bgcolor for span in text.spans)
 
 
 def test_words_past_the_length_cut_are_dimmed_and_counted() -> None:

@@ -304,6 +304,23 @@ async def test_top_words_carry_their_rank_in_plain_text(db: Path) -> None:
         assert f"{detail['words'][best]}¹" in plain
 
 
+async def test_no_color_drops_the_inverted_grey_ramp_and_keeps_the_ranks(
+    db: Path, monkeypatch
+) -> None:
+    from rich.style import Style
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = EditlensApp(db)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_examples(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        body = app.screen.query_one("#sentence").render().renderables[0]
+        styles = [span.style for span in body.spans]
+        assert not any(isinstance(s, Style) and s.bgcolor for s in styles)
+        assert "¹" in body.plain and "▸" in body.plain
+
+
 # -- 12. one examples screen at a time, no key clashes, the list follows stepping --------------
 
 

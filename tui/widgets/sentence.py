@@ -38,7 +38,11 @@ class ScoredSentence(Static):
             return Text("loading…", style="dim")
         values = row["scores"] if row else None
         body = highlight.sentence(
-            detail["words"], detail["rationale"], values, detail["seen_words"]
+            detail["words"],
+            detail["rationale"],
+            values,
+            detail["seen_words"],
+            colour=not self.app.no_color,
         )
         low = min(values) if values else None
         high = max(values) if values else None
@@ -107,7 +111,11 @@ class RunComparison(Static):
             parts.append(head)
             parts.append(
                 highlight.sentence(
-                    detail["words"], detail["rationale"], run["scores"], run["seen_words"]
+                    detail["words"],
+                    detail["rationale"],
+                    run["scores"],
+                    run["seen_words"],
+                    colour=not self.app.no_color,
                 )
                 if run["scores"] is not None
                 else Text("(no scores for this method/layer)", style="dim")
