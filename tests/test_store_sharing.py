@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb  # DuckDB's own client, which knows nothing of editlens' readers
 import pytest
 from test_store import RUN_ID, example, write_staging
 
@@ -205,3 +206,27 @@ def test_the_mark_of_a_writer_that_was_killed_while_waiting_is_ignored_and_clear
     assert [r.id for r in reader.runs()] == [RUN_ID]
     assert time.monotonic() - start < 2
     assert list(marks.iterdir()) == []
+
+
+def test_an_idle_reader_lets_go_after_its_linger_even_for_a_writer_that_does_not_announce(
+    db: Path, tmp_path: Path
+) -> None:
+    ready = tmp_path / "reader.ready"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", POLLING_READER, db, NEW_RUN, ready, "30", "1"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "EDITLENS_READER_LINGER": "3"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert time.monotonic() < deadline and reader.poll() is None
+            time.sleep(0.05)
+        with pytest.raises(duckdb.IOException, match="lock"):
+            duckdb.connect(str(db)).close()  # DuckDB's own client: held by the idle reader
+        time.sleep(3.5)  # past the linger
+        duckdb.connect(str(db)).close()
+    finally:
+        reader.kill()
+        reader.wait()
