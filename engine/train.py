@@ -16,6 +16,7 @@ writes checkpoints and the store.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -306,11 +307,10 @@ def _check_spec(spec: TrainSpec) -> None:
 def _sources(db: Path, spec: TrainSpec) -> tuple[_Source, _Source]:
     """The train and dev splits as streams, after the checks that need the data.
 
-    Reads the train labels once (one record batch at a time) to refuse a one-class split.
+    Reads the train labels once, page by page as training will, to refuse a one-class split.
     """
     from engine.store import Store
 
-    counts = [0, 0]  # unedited, needs edit
     with Store(db, read_only=True) as store:
         if not store.has_corpus(spec.corpus):
             names = ", ".join(c.name for c in store.corpora()) or "none"
@@ -318,11 +318,13 @@ def _sources(db: Path, spec: TrainSpec) -> tuple[_Source, _Source]:
                 f"corpus {spec.corpus!r} is not in {db} (corpora: {names}); "
                 "ingest it first or check the name"
             )
-        for batch in store.example_batches(spec.corpus, splits=["train"], limit=spec.limit):
-            needs_edit = sum(batch.column("label").to_pylist())
-            counts[1] += needs_edit
-            counts[0] += batch.num_rows - needs_edit
         dev = store.count_examples(spec.corpus, ["dev"])
+    train = _Source(db, spec.corpus, "train", spec.limit, examples=0)
+    counts = [0, 0]  # unedited, needs edit
+    for columns in _chunks(train, CHUNK_EXAMPLES):
+        needs_edit = sum(columns["label"])
+        counts[1] += needs_edit
+        counts[0] += len(columns["label"]) - needs_edit
     if not sum(counts):
         raise EditlensError(f"corpus {spec.corpus} has no train examples")
     if not counts[0]:
@@ -342,7 +344,7 @@ def _sources(db: Path, spec: TrainSpec) -> tuple[_Source, _Source]:
         )
     dev = dev if spec.limit is None else min(dev, spec.limit)
     return (
-        _Source(db, spec.corpus, "train", spec.limit, sum(counts)),
+        dataclasses.replace(train, examples=sum(counts)),
         _Source(db, spec.corpus, "dev", spec.limit, dev),
     )
 

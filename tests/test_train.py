@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -272,6 +273,33 @@ def test_a_checkpoint_directory_of_another_spec_is_refused(db: Path, tmp_path: P
     (out / LAST / STATE_FILE).write_text(json.dumps(other))
     with pytest.raises(EditlensError, match="another training run"):
         train(db, TrainSpec(corpus="tiny", out=out))
+
+
+# --- streaming (no model needed) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("limit", "sizes"), [(None, [16, 16, 16]), (40, [16, 16, 8]), (5, [5])])
+def test_a_split_streams_in_id_order_a_page_at_a_time_up_to_its_limit(
+    db: Path, limit: int | None, sizes: list[int]
+) -> None:
+    from engine.store import StoreReader
+
+    pages = list(StoreReader(db).example_pages("tiny", splits=["train"], limit=limit, rows=16))
+    assert [page.num_rows for page in pages] == sizes
+    ids = [i for page in pages for i in page.column("id").to_pylist()]
+    assert ids == [f"{i:04d}" for i in range(sum(sizes))]  # the train split is ids 0..47
+    assert {s for page in pages for s in page.column("split").to_pylist()} == {"train"}
+
+
+def test_chunks_are_whole_batches_and_their_shuffles_do_not_depend_on_each_other() -> None:
+    from engine.train import _chunk_rng, _chunk_rows
+
+    assert _chunk_rows(16) % 16 == 0 and _chunk_rows(10) % 10 == 0
+    assert _chunk_rows(10) >= 8192 > _chunk_rows(10) - 10
+    # chunk 0 shuffles as the whole split did before chunking: Random(seed + epoch)
+    assert _chunk_rng(13, 2, 0).random() == random.Random(15).random()
+    draws = {_chunk_rng(13, epoch, chunk).random() for epoch in (1, 2) for chunk in (0, 1, 2)}
+    assert len(draws) == 6
 
 
 # --- atomic state directories (no model needed) --------------------------------------------------

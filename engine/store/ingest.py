@@ -107,22 +107,30 @@ class CorpusReads:
         rows: int = 8192,
     ) -> Iterator[pa.Table]:
         """The examples ``example_batches`` streams, ``rows`` at a time (the last page may be
-        shorter), each page its own keyset query: a read-only store holds the file only while
-        a page is read, so a long job (training) can stream a corpus while others write."""
+        shorter), each page its own keyset queries: a read-only store holds the file only while
+        a page is read, so a long job (training) can stream a corpus while others write.
+
+        A page's last id is found on the id column alone, then the page is read by id range:
+        sorting whole rows to take the first ``rows`` costs memory that grows with the corpus.
+        """
         where = "corpus = $corpus AND id > $after"
         params: dict[str, Any] = {"corpus": corpus}
         if splits is not None:
             where += " AND list_contains($splits, split)"
             params["splits"] = list(splits)
-        query = f"SELECT * FROM examples WHERE {where} ORDER BY id LIMIT $rows"
+        boundary = (
+            f"SELECT max(id) FROM (SELECT id FROM examples WHERE {where} ORDER BY id LIMIT $rows)"
+        )
+        page_query = f"SELECT * FROM examples WHERE {where} AND id <= $last ORDER BY id"
         after, left = "", limit
         while left is None or left > 0:
             size = rows if left is None else min(rows, left)
-            page = self._db.table(query, {**params, "after": after, "rows": size})
-            if not page.num_rows:
+            last = self._db.rows(boundary, {**params, "after": after, "rows": size})[0][0]
+            if last is None:
                 return
+            page = self._db.table(page_query, {**params, "after": after, "last": last})
             yield page
-            after = page.column("id")[-1].as_py()
+            after = last
             left = None if left is None else left - page.num_rows
 
     def export_batches(self, corpus: str) -> Iterator[pa.RecordBatch]:
