@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import random
 import json
+import random
 from collections.abc import Callable
 from pathlib import Path
 
