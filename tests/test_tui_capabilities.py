@@ -293,6 +293,20 @@ async def test_heads_drill_down_shows_the_chosen_heads_words(db, rows) -> None:
         assert "last layer (L6) only" in plain(screen.query_one("#words", HeadSentence))
 
 
+@pytest.mark.parametrize(
+    ("last", "layer", "says"),
+    [
+        ([], 6, "no per-word head attention stored for this example"),  # e.g. an unscorable one
+        ([0.5, 0.5] * 2, 3, "last layer (L6) only"),
+    ],
+)
+def test_head_sentence_says_why_there_are_no_words(last, layer, says) -> None:
+    detail = {"words": ["a", "b"], "rationale": [1], "seen_words": 2, "layers": 6, "heads": 2}
+    widget = HeadSentence()
+    widget.set_reactive(HeadSentence.view, ({**detail, "last": last}, layer, 1))
+    assert says in widget.render().plain
+
+
 async def test_minimal_pair_sets_the_sentence_over_its_twin_word_by_word(pair_db) -> None:
     app = EditlensApp(pair_db)
     async with app.run_test(size=SIZE) as pilot:

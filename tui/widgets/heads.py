@@ -67,7 +67,9 @@ class HeadSentence(Static):
         detail, layer, head = self.view
         words, seen = detail["words"], detail["seen_words"]
         last = detail["last"] or []
-        if layer != detail["layers"] or len(last) != detail["heads"] * seen:
+        if len(last) != detail["heads"] * seen:
+            return Text("no per-word head attention stored for this example", style="dim")
+        if layer != detail["layers"]:
             return Text(
                 f"Per-word attention is stored for the last layer (L{detail['layers']}) only; "
                 f"for L{layer} the grid's share on the rationale is what the store keeps. "
