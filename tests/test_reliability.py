@@ -90,20 +90,27 @@ def real_cli(*args: str | Path, cwd: Path) -> Outcome:
     return Outcome(done.returncode, done.stdout, done.stderr)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Path:
-    """A store holding corpus 'small' (3 sentences), plus a staging store beside it as a job
-    leaves one."""
-    source = tmp_path / "small.xml"
+@pytest.fixture(scope="module")
+def store_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once: a store holding corpus 'small' (3 sentences), the file it came from, and a
+    staging store beside it as a job leaves one."""
+    folder = tmp_path_factory.mktemp("template")
+    source = folder / "small.xml"
     source.write_text(XML, encoding="utf-8")
-    db = tmp_path / "store.duckdb"
-    with Store(db) as opened:
+    with Store(folder / "store.duckdb") as opened:
         ingest(opened, source)
-    staging = tmp_path / ".store.duckdb.staging" / "run.duckdb"
+    staging = folder / ".store.duckdb.staging" / "run.duckdb"
     staging.parent.mkdir()
     with Store(staging) as opened:
         ingest(opened, source)
-    return db
+    return folder
+
+
+@pytest.fixture
+def store(store_template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the template for each case (copying is much cheaper than ingesting)."""
+    shutil.copytree(store_template, tmp_path, dirs_exist_ok=True)
+    return tmp_path / "store.duckdb"
 
 
 def digest(path: Path) -> str | None:
@@ -405,6 +412,7 @@ def test_bad_ingest_arguments_are_one_line_and_leave_the_store_as_it_was(
 # -- class 4: a model folder that would load wrong is refused before anything is written -------
 
 
+@pytest.mark.slow  # loads torch and transformers; tests/test_models.py covers the loader fast
 @pytest.mark.parametrize(
     ("damage", "says"),
     [("tokenizer", "no tokenizer files"), ("layers", "the weights lack layer(s) 6, 7")],
