@@ -416,3 +416,24 @@ def test_a_run_killed_mid_epoch_resumes_at_its_last_checkpoint_with_the_same_los
     # with the same losses (weights, AdamW moments, schedule, dropout RNG, data position).
     assert killed[:3] + resumed == uninterrupted
     assert again["history"] == done["history"]
+
+
+@pytest.mark.slow
+def test_bf16_training_on_the_cpu_stays_close_to_fp32_and_is_recorded(tmp_path: Path) -> None:
+    from train_fixture import tiny_model
+
+    db = make_store(tmp_path / "store.duckdb", "tiny", corpus(train=32, dev=16))
+    spec = TrainSpec(
+        corpus="tiny", model=str(tiny_model(tmp_path / "tiny-bert")), epochs=1, batch_size=8,
+        max_length=32, lr=1e-3, device="cpu",
+    )  # fmt: skip
+    fp32 = train(db, dataclasses.replace(spec, out=tmp_path / "fp32"))
+    bf16 = train(db, dataclasses.replace(spec, precision="bf16", out=tmp_path / "bf16"))
+    assert bf16.run_id != fp32.run_id
+    low, full = bf16.history[0], fp32.history[0]
+    assert low["train_loss"] != full["train_loss"]  # it did compute in bf16
+    assert low["train_loss"] == pytest.approx(full["train_loss"], abs=0.02)
+    assert low["dev_loss"] == pytest.approx(full["dev_loss"], abs=0.02)
+    with Store(db, read_only=True) as store:
+        config = store.get_run(bf16.run_id).config
+    assert (config["precision"], config["device"], config["processes"]) == ("bf16", "cpu", 1)
