@@ -670,7 +670,8 @@ def _load_training_state(
     # load_state_dict moves every moment onto its parameter's device
     optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
     scheduler.load_state_dict(json.loads((directory / SCHEDULER_JSON).read_text()))
-    scaling = json.loads((directory / SCALER_JSON).read_text())  # {} when fp32 or bf16
+    scaler_file = directory / SCALER_JSON
+    scaling = json.loads(scaler_file.read_text()) if scaler_file.is_file() else {}  # {}: no fp16
     if scaling and scaler.is_enabled():
         scaler.load_state_dict(scaling)
     _restore_rng(load_file(str(directory / RNG_TENSORS)), procs)
@@ -681,10 +682,9 @@ _LAST_FILES = (
     OPTIMIZER_TENSORS,
     OPTIMIZER_JSON,
     SCHEDULER_JSON,
-    SCALER_JSON,
     RNG_TENSORS,
     STATE_FILE,
-)
+)  # not SCALER_JSON: states saved before it existed still resume
 
 
 def _load_state(out: Path, spec: TrainSpec) -> dict[str, Any] | None:
