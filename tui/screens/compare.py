@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 
 from engine.figures import Comparison, Side, compare
 from engine.text import inert
-from engine.vocabulary import BROWSE_METRICS, metric_info
+from engine.vocabulary import BROWSE_METRICS, method_order, metric_info
 from tui.screens.reading import ReadingScreen
 from tui.state import PAGE, Filters
 
@@ -73,7 +73,9 @@ class CompareScreen(ReadingScreen):
     class ChoicesLoaded(Message):
         """The runs of A's corpus and the (method, layer) pairs of each."""
 
-        def __init__(self, runs: list[dict[str, Any]], pairs: dict[str, list[tuple[str, int]]]):
+        def __init__(
+            self, runs: list[dict[str, Any]], pairs: dict[str, list[tuple[str, int]]]
+        ) -> None:
             super().__init__()
             self.runs = runs
             self.pairs = pairs
@@ -199,7 +201,7 @@ class CompareScreen(ReadingScreen):
         with self.prevent(Select.Changed):
             for name, side in zip(("a", "b"), self.sides, strict=True):
                 pairs = self._pairs.get(side.run, [])
-                methods = sorted({m for m, _ in pairs}) or [side.method]
+                methods = sorted({m for m, _ in pairs}, key=method_order) or [side.method]
                 layers = [la for m, la in pairs if m == side.method] or [side.layer]
                 self._set(f"#{name}-run", run_options, side.run)
                 self._set(f"#{name}-method", [(m, m) for m in methods], side.method)
