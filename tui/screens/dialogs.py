@@ -94,9 +94,17 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
     ExportScreen #problem { color: $error; height: auto; }
     """
 
-    def __init__(self, filters: Filters, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        filters: Filters,
+        cwd: Path | None = None,
+        *,
+        title: str = "Export the filtered examples",
+        note: str = "Every example the filter shows (not only this page), in its order.",
+    ) -> None:
         super().__init__()
         self.filters = filters
+        self._title, self._note = title, note
         self.cwd = cwd or Path.cwd()
         self._confirmed: Path | None = None
 
@@ -104,8 +112,8 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
         f = self.filters
         name = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{f.run}-{f.method}-L{f.layer}-{f.outcome}")
         with Vertical() as box:
-            box.border_title = "Export the filtered examples"
-            yield Label("Every example the filter shows (not only this page), in its order.")
+            box.border_title = self._title
+            yield Label(self._note)
             with Horizontal():
                 yield Select(
                     [(fmt, fmt) for fmt in EXPORT_FORMATS],
