@@ -360,6 +360,7 @@ async def test_pins_from_list_and_example_show_in_pinned_only_and_export(db, tmp
         await pilot.press("ctrl+e")
         await settle(pilot)
         assert isinstance(app.screen, ExportScreen)
+        assert app.screen.query_one("Vertical").border_title == "Export the pinned examples"
         out = tmp_path / "pinned.csv"
         app.screen.query_one("#path").value = str(out)
         await pilot.press("enter")

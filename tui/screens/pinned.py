@@ -155,7 +155,12 @@ class PinnedScreen(ReadingScreen):
         if not self._rows:
             self.notify("nothing pinned to export")
             return
-        self.app.push_screen(ExportScreen(self.filters), self._export)
+        dialog = ExportScreen(
+            self.filters,
+            title="Export the pinned examples",
+            note="The pinned examples listed here, under this run, method and layer.",
+        )
+        self.app.push_screen(dialog, self._export)
 
     def _export(self, target: tuple[str, str] | None) -> None:
         if target:
