@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.corpus import PLACEHOLDERS
 from engine.errors import EditlensError
+from engine.outputs import write_text
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
@@ -140,11 +141,16 @@ def slug(text: str) -> str:
 
 
 def save_checkpoint(loaded: LoadedModel, directory: Path, meta: dict[str, Any]) -> None:
-    """Weights as safetensors (never pickles) plus config, tokenizer and what made them."""
+    """Weights as safetensors (never pickles) plus config, tokenizer and what made them; the
+    editlens.json that marks a checkpoint is written last and whole (engine.outputs)."""
+    if directory.exists() and not directory.is_dir():
+        raise EditlensError(
+            f"{directory}: is a file, not a checkpoint folder; choose another --out"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     loaded.model.save_pretrained(directory, safe_serialization=True)
     loaded.tokenizer.save_pretrained(directory)
-    (directory / CHECKPOINT_META).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    write_text(directory / CHECKPOINT_META, json.dumps(meta, indent=2, sort_keys=True), force=True)
 
 
 def _resolve(name: str) -> str:

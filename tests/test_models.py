@@ -174,3 +174,23 @@ def test_the_bundled_model_and_its_random_twin_still_load() -> None:
         loaded = load_model(name)
         assert loaded.layers == 6
         assert len(loaded.tokenizer) == loaded.model.get_input_embeddings().num_embeddings
+
+
+def test_a_checkpoint_is_refused_a_path_that_is_a_file(tiny: Path, tmp_path: Path) -> None:
+    from engine.models import save_checkpoint
+
+    loaded = load_model(str(tiny))
+    target = tmp_path / "store.duckdb"
+    target.write_bytes(b"precious")
+    with pytest.raises(EditlensError, match="is a file, not a checkpoint folder"):
+        save_checkpoint(loaded, target, {"model": "tiny"})
+    assert target.read_bytes() == b"precious"
+
+
+def test_a_saved_checkpoint_loads_back_with_its_meta(tiny: Path, tmp_path: Path) -> None:
+    from engine.models import save_checkpoint
+
+    save_checkpoint(load_model(str(tiny)), tmp_path / "ckpt", {"model": "tiny", "corpus": "c"})
+    again = load_model(str(tmp_path / "ckpt"))
+    assert again.meta == {"model": "tiny", "corpus": "c"}
+    assert len(again.tokenizer) == again.model.get_input_embeddings().num_embeddings
