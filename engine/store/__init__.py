@@ -2,8 +2,9 @@
 
 One module per consumer: ``schema`` (tables, version, upgrade), ``connection`` (opening, waiting
 for a busy file, the one error path), ``ingest`` (corpora), ``jobs`` (staging writes, publish),
-``browse`` (reports and the TUI), ``filters`` (the TUI's filter value), ``stores`` (``Store``
-and ``StoreReader``, and why readers hold the file only per query).
+``browse`` (reports and the TUI's list), ``analysis`` (the TUI's analysis screens), ``filters``
+(the list's filter value), ``records`` (the values handed back), ``stores`` (``Store`` and
+``StoreReader``, and how processes share the file).
 """
 
 from __future__ import annotations

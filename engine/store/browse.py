@@ -4,6 +4,7 @@ queries over one (run, method, layer) slice of ``outcomes`` under an ``ExampleFi
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -22,7 +23,7 @@ class ResultReads:
     """Runs, their summaries, and the TUI's browsing queries; all read-only."""
 
     _db: Database
-    path: Any
+    path: Path
 
     # -- runs and reports -------------------------------------------------------------------
 
