@@ -511,3 +511,36 @@ async def test_markup_and_escapes_in_user_text_are_shown_literally(tmp_path: Pat
         assert "[ / bold ]" in plain and "␛" in plain and "\x1b" not in plain
         svg = app.export_screenshot()
         assert "\x1b" not in svg
+
+
+async def test_g_with_an_unknown_id_says_so(db: Path) -> None:
+    app = EditlensApp(db)
+    async with app.run_test() as pilot:
+        await open_examples(pilot)
+        await pilot.press("g", *"nope", "enter")
+        await settle(pilot)
+        info = str(app.screen.query_one("#info", Static).render())
+        assert info.startswith("nope: not in this run")
+
+
+async def test_a_failed_store_read_is_a_notification_not_a_crash(db: Path) -> None:
+    from contextlib import contextmanager
+
+    from engine.store import StoreError
+
+    app = EditlensApp(db)
+    notes = []
+    async with app.run_test() as pilot:
+        await settle(pilot)
+        app.notify = lambda message, **kw: notes.append(message)  # type: ignore[method-assign]
+
+        @contextmanager
+        def busy():
+            raise StoreError(f"{db}: the store is busy (writer: pid 42)")
+            yield
+
+        app.handle.read = busy  # type: ignore[method-assign]
+        await pilot.press("r")
+        await settle(pilot)
+        assert app.is_running and isinstance(app.screen, RunsScreen)
+    assert notes == [f"{db}: the store is busy (writer: pid 42)"]

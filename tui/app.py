@@ -15,10 +15,11 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 from engine.store import StoreError
 from tui.messages import OpenRun
+from tui.screens.base import report_failure
 from tui.screens.dialogs import ConfirmScreen, HelpScreen, ProblemScreen, key_label
 from tui.screens.examples import ExamplesScreen, method_label
 from tui.screens.runs import RunsScreen
@@ -121,13 +122,8 @@ class EditlensApp(App[None]):
                 screen.set_metric(metric)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A worker that failed says so in a notification; the app carries on."""
-        if event.state == WorkerState.ERROR and event.worker.error is not None:
-            error = event.worker.error
-            message = (
-                str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}"
-            )
-            self.notify(message, severity="error", timeout=10, markup=False)
+        """The app's own workers (store poll, job) fail softly too."""
+        report_failure(self, event)
 
     # -- the store changing under us --------------------------------------------------------------
 

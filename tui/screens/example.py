@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, Static
 
 from engine.vocabulary import method_order
+from tui.screens.base import ReportsFailures
 from tui.state import PAGE, Filters
 from tui.text import literal
 from tui.widgets.job import JobPanel
@@ -27,7 +28,7 @@ def _tick(value: bool | None) -> str:
     return "–" if value is None else ("✓" if value else "✗")
 
 
-class ExampleScreen(Screen[tuple[int, int]]):
+class ExampleScreen(ReportsFailures, Screen[tuple[int, int]]):
     """Step through methods and layers of one example, and through the filtered examples."""
 
     BINDINGS = [  # noqa: RUF012

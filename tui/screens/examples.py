@@ -20,6 +20,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
 
 from engine.vocabulary import is_layered, method_info, method_order
+from tui.screens.base import ReportsFailures
 from tui.state import (
     KINDS,
     METRIC_LABELS,
@@ -110,7 +111,7 @@ def _bucket(row: dict[str, Any]) -> str:
     return ("T" if row["pred"] == row["label"] else "F") + ("P" if row["pred"] else "N")
 
 
-class ExamplesScreen(Screen):
+class ExamplesScreen(ReportsFailures, Screen):
     """A run's examples under a filter; enter opens one."""
 
     BINDINGS = [  # noqa: RUF012

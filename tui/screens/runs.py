@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 from engine.store import OUTCOME_METRICS
 from engine.vocabulary import method_info, method_order
 from tui.messages import OpenRun
+from tui.screens.base import ReportsFailures
 from tui.text import literal
 from tui.widgets.job import JobPanel
 
@@ -52,7 +53,7 @@ def _short(method: str) -> str:
         return method
 
 
-class RunsScreen(Screen):
+class RunsScreen(ReportsFailures, Screen):
     """Runs, their headline figures, and the study's runs x methods table."""
 
     BINDINGS = [  # noqa: RUF012

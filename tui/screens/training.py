@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from tui.screens.base import ReportsFailures
 from tui.text import literal
 from tui.widgets.job import JobPanel
 
@@ -40,7 +41,7 @@ def cell(value: Any) -> str:
     return "–" if value is None else str(value)
 
 
-class TrainingScreen(Screen):
+class TrainingScreen(ReportsFailures, Screen):
     """What a fine-tuning run did, epoch by epoch (a training run has no examples to list)."""
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Runs")]  # noqa: RUF012
