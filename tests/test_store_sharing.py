@@ -116,7 +116,7 @@ def publish_in_a_process(db: Path, staging: Path) -> subprocess.CompletedProcess
 
 @pytest.mark.parametrize(
     ("pause", "threads"),
-    [(0.0, 1), (5.0, 1), (0.0, 3)],
+    [(0.0, 1), (2.0, 1), (0.0, 3)],
     ids=["busy-readers", "idle-readers", "readers-with-three-busy-threads"],
 )
 def test_a_job_publishes_while_two_readers_hold_the_store_and_they_then_see_its_run(
