@@ -8,6 +8,9 @@
 2. Training examples/s with length bucketing against padding every batch to max length.
 3. Peak memory while evaluating M sentences, sampled after every chunk: flat, not growing.
 4. Store size in bytes per evaluated example.
+5. Each rationale method's own cost (word scores for every batch, evaluator's settings) as a
+   ratio to a bare forward pass over the same batches: attention methods read the forward pass
+   (near 0), occlusion runs about words-per-sentence forward passes, batched.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from engine.align import encode
+from engine.attribution import Inputs, build, token_to_word_matrix, word_scores
 from engine.batching import bucketed, collate
 from engine.evaluate import EvalSpec, evaluate
 from engine.ingest import ingest
@@ -79,6 +83,47 @@ def attention_evaluation(db: Path, corpus: str, batch_size: int, max_length: int
     return rates[-1]
 
 
+def method_costs(db: Path, corpus: str, batch_size: int, max_length: int) -> dict[str, float]:
+    """Seconds of each method's word scores over all batches / seconds of a bare forward pass
+    over the same batches (the forward each method reads is made once, outside the clocks)."""
+    loaded = load_model("minilm")
+    model, pad = loaded.model.eval(), loaded.tokenizer.pad_token_id
+    spec = EvalSpec(corpus=corpus, batch_size=batch_size, max_length=max_length)
+    methods = build(spec.methods, spec)
+    with Store(db, read_only=True) as store:
+        table = next(iter(store.example_batches(corpus, batch_rows=10**9)))
+    encoded = encode(
+        loaded.tokenizer,
+        table.column("text").to_pylist(),
+        table.column("starts").to_pylist(),
+        table.column("ends").to_pylist(),
+        max_length,
+    )
+    bare, spent = 0.0, dict.fromkeys(spec.methods, 0.0)
+    for rows in bucketed([len(e.input_ids) for e in encoded], batch_size):
+        batch = collate(encoded, rows, pad)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        bare += time.perf_counter() - started
+        with torch.inference_mode():
+            out = model(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                output_attentions=True, output_hidden_states=True,
+            )  # fmt: skip
+        inputs = Inputs(
+            model, batch, [str(r) for r in rows],
+            tuple(a.clone() for a in out.attentions), torch.ones(len(rows), dtype=torch.long),
+            tuple(h.clone() for h in out.hidden_states),
+        )  # fmt: skip
+        matrix = token_to_word_matrix(batch.word_of_token, batch.words)
+        for method in methods:
+            started = time.perf_counter()
+            word_scores(method, inputs, matrix, spec.aggregation)
+            spent[method.name] += time.perf_counter() - started
+    return {name: seconds / bare for name, seconds in spent.items()}
+
+
 def training_rates(db: Path, corpus: str, work: Path) -> tuple[float, float]:
     rates = []
     for pad in (False, True):
@@ -118,6 +163,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--cost-sentences", type=int, default=256)
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -160,6 +206,13 @@ def main() -> None:
     size = memory_db.stat().st_size
     print(f"4. store: {size / args.memory_sentences:,.0f} bytes per evaluated example "
           f"({size / 2**20:,.0f} MiB for {args.memory_sentences:,}; attention methods, 6 layers)")  # fmt: skip
+
+    cost_db = make_store(work, args.cost_sentences, "cost")
+    costs = method_costs(cost_db, "cost", args.batch_size, args.max_length)
+    print(f"5. each method's cost as forward passes ({args.cost_sentences:,} sentences; "
+          f"integrated gradients with {EvalSpec(corpus='').ig_steps} steps)")  # fmt: skip
+    for name, ratio in costs.items():
+        print(f"   {name:22} {ratio:8.2f} x a bare forward pass")
 
 
 if __name__ == "__main__":

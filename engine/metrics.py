@@ -14,15 +14,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.stats import mcnemar_p
+
 __all__ = [
+    "Aopc",
     "Classification",
     "Estimate",
     "Faithfulness",
     "Plausibility",
+    "aopc",
+    "aopc_sizes",
     "bootstrap_draws",
     "classification",
     "faithfulness",
+    "mcnemar",
     "mean_with_ci",
+    "paired_difference",
     "plausibility",
     "plausibility_batch",
     "rank_words",
@@ -48,6 +55,14 @@ class Faithfulness:
 
     comprehensiveness: float  # p_full - p_without_topk: high when removing the top-k hurts
     sufficiency: float  # p_full - p_only_topk: low when the top-k alone suffice
+
+
+@dataclass(frozen=True, slots=True)
+class Aopc:
+    """ERASER's area over the perturbation curve: both faithfulness figures averaged over k."""
+
+    aopc_comprehensiveness: float  # mean over k of p_full - p_without_top_k
+    aopc_sufficiency: float  # mean over k of p_full - p_only_top_k
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +235,37 @@ def faithfulness(p_full: float, p_without_topk: float, p_only_topk: float) -> Fa
     )
 
 
+AOPC_SHARE = 0.2  # besides 1, 3 and |R|, the top 20 % of the words
+
+
+def aopc_sizes(rationale_size: int, words: int) -> tuple[int, ...]:
+    """The k's AOPC averages over: 1, 3, |R| and 20 % of the words (rounded up), each at most
+    the number of words, each once, ascending (ERASER's bins, in words rather than tokens)."""
+    for name, value in (("rationale_size", rationale_size), ("words", words)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    share = math.ceil(AOPC_SHARE * words)
+    return tuple(sorted({min(k, words) for k in (1, 3, rationale_size, share)}))
+
+
+def aopc(p_full: float, p_without: Sequence[float], p_only: Sequence[float]) -> Aopc:
+    """AOPC comprehensiveness and sufficiency from p(predicted class) with the top-k words
+    removed (``p_without``) and alone (``p_only``), one value per k of ``aopc_sizes``."""
+    without, only = np.asarray(p_without, dtype=float), np.asarray(p_only, dtype=float)
+    if without.ndim != 1 or without.shape != only.shape or len(without) == 0:
+        raise ValueError(
+            f"p_without and p_only must be equally long, non-empty lists, got {without.shape} "
+            f"and {only.shape}"
+        )
+    values = np.concatenate([[p_full], without, only])
+    if not ((values >= 0.0) & (values <= 1.0)).all():  # also rejects NaN
+        raise ValueError(f"every probability must lie in [0, 1], got {values.tolist()}")
+    return Aopc(
+        aopc_comprehensiveness=float(np.mean(p_full - without)),
+        aopc_sufficiency=float(np.mean(p_full - only)),
+    )
+
+
 # --- classification --------------------------------------------------------------------------
 
 
@@ -311,3 +357,42 @@ def mean_with_ci(
     tail = (1.0 - level) / 2.0
     low, high = np.quantile(resampled_means, [tail, 1.0 - tail])
     return Estimate(n=n, mean=mean, low=float(low), high=float(high))
+
+
+# --- comparisons on the same examples ----------------------------------------------------------
+
+
+def _paired(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray) -> np.ndarray:
+    first, second = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if first.ndim != 1 or first.shape != second.shape:
+        raise ValueError(
+            f"a and b must be one value per example for the same examples, got shapes "
+            f"{first.shape} and {second.shape}"
+        )
+    return first - second
+
+
+def paired_difference(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> Estimate:
+    """Mean of a - b over the same examples (two methods, layers or models), with a
+    percentile-bootstrap CI that resamples examples, each pair kept together.
+
+    Pairing is the point: two methods' intervals may overlap while every resample says one is
+    better, because both are hard or easy on the same sentences. Booleans count as 0/1.
+    """
+    return mean_with_ci(_paired(a, b), resamples=resamples, seed=seed, level=level)
+
+
+def mcnemar(a: Sequence[bool] | np.ndarray, b: Sequence[bool] | np.ndarray) -> float:
+    """Exact two-sided McNemar p-value for two yes/no outcomes on the same examples (e.g. top-3
+    of two methods): only the examples where they disagree carry information."""
+    first, second = _check_booleans("a", a), _check_booleans("b", b)
+    if first.shape != second.shape:
+        raise ValueError(f"a ({len(first)}) and b ({len(second)}) differ in length")
+    return mcnemar_p(int((first & ~second).sum()), int((~first & second).sum()))

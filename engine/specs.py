@@ -12,7 +12,7 @@ from typing import Any
 
 from engine.errors import EditlensError
 from engine.models import DEFAULT_MODEL
-from engine.vocabulary import METHOD_NAMES
+from engine.vocabulary import AGGREGATIONS, EXPLAINED_CLASSES, METHOD_NAMES
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,8 @@ class EvalSpec:
     ig_steps: int = 16
     faithfulness: bool = True
     label: str | None = None  # the name runs are shown under; default from the model
+    aggregation: str = "sum"  # a word's score from its subwords': sum | mean | max
+    explain: str = "edit"  # the class gradient and perturbation methods explain: edit | pred
 
     def check(self) -> None:
         """Refuse values no evaluation can run with, before a model or the store is opened."""
@@ -49,6 +51,14 @@ class EvalSpec:
             ),
             (self.max_length < 8, f"max length must be 8 or more (got {self.max_length})"),
             (any(layer < 1 for layer in self.layers), f"layers start at 1 (got {self.layers})"),
+            (
+                self.aggregation not in AGGREGATIONS,
+                f"unknown aggregation {self.aggregation!r}; use {', '.join(AGGREGATIONS)}",
+            ),
+            (
+                self.explain not in EXPLAINED_CLASSES,
+                f"unknown class to explain {self.explain!r}; use {', '.join(EXPLAINED_CLASSES)}",
+            ),
         ]
         for bad, message in problems:
             if bad:

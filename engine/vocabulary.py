@@ -45,10 +45,13 @@ class MetricInfo:
 METHODS: tuple[MethodInfo, ...] = (
     MethodInfo("attention", "attention ([CLS] row, heads' mean)", "attn", "attention", True),
     MethodInfo("attention_max", "attention ([CLS] row, heads' max)", "attn_max", "attention", True),
+    MethodInfo("attention_norm", "attention × value norm", "attn_norm", "attention", True),
     MethodInfo("rollout", "attention rollout", "rollout", "attention", True),
+    MethodInfo("grad_rollout", "gradient-weighted rollout", "g_rollout", "gradient", True),
     MethodInfo("grad", "gradient norm", "grad", "gradient", False),
     MethodInfo("grad_x_input", "gradient × input", "grad×in", "gradient", False),
     MethodInfo("integrated_gradients", "integrated gradients", "IG", "gradient", False),
+    MethodInfo("occlusion", "leave-one-word-out occlusion", "occlusion", "perturbation", False),
     MethodInfo("random", "random ranking", "random", "baseline", False),
 )
 
@@ -62,12 +65,20 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("auprc", "AUPRC", "plausibility", False),
     MetricInfo("comprehensiveness", "comprehensiveness", "faithfulness", False),
     MetricInfo("sufficiency", "sufficiency", "faithfulness", False, lower_is_better=True),
+    MetricInfo("aopc_comprehensiveness", "AOPC comprehensiveness", "faithfulness", False),
+    MetricInfo("aopc_sufficiency", "AOPC sufficiency", "faithfulness", False, lower_is_better=True),
 )
 
 HEADLINE_METRIC = "top3"  # the study's headline: the rationale within the top 3 words
 HEADLINE_METHOD = "attention"  # last-layer [CLS] row, heads averaged (= summed, for a ranking)
 BASELINE_METHOD = "random"
 LAYER_PLOT_METHODS = ("attention", "rollout")  # the per-layer plots and tables: the study's pair
+
+# How a word's score is made from its subwords' (recorded in each run; sum is the study's).
+AGGREGATIONS: tuple[str, ...] = ("sum", "mean", "max")
+# The class gradient and perturbation methods explain: "needs edit" (the rationale is the edit,
+# whatever the prediction) or the predicted class.
+EXPLAINED_CLASSES: tuple[str, ...] = ("edit", "pred")
 
 # Who a summary is over: every scorable rationale sentence, or those the model flags (the paper's).
 POPULATIONS: tuple[str, ...] = ("all", "flagged")

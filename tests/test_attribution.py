@@ -8,8 +8,12 @@ method says so, then one mapping to words).
 
 from __future__ import annotations
 
+import math
+from types import SimpleNamespace
+
 import pytest
 import torch
+from transformers import BertConfig
 
 from engine.align import NO_WORD, Encoded
 from engine.attribution import (
@@ -23,10 +27,12 @@ from engine.attribution import (
     word_scores,
 )
 from engine.attribution.attention import Attention as AttentionMean
-from engine.attribution.attention import AttentionMax, Rollout
+from engine.attribution.attention import AttentionMax, AttentionNorm, Rollout
 from engine.attribution.baseline import RandomRanking
 from engine.attribution.gradient import IntegratedGradients, embedding_gradients
+from engine.attribution.perturbation import Occlusion
 from engine.batching import Batch, collate
+from engine.errors import EditlensError
 from engine.specs import EvalSpec
 from engine.vocabulary import METHODS as METHOD_INFOS
 
@@ -36,7 +42,7 @@ LAYERS, HEADS = 2, 2
 
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertForSequenceClassification
 
     torch.manual_seed(7)
     config = BertConfig(
@@ -66,12 +72,16 @@ SENTENCES = {
 def inputs_for(
     model: torch.nn.Module, ids: list[str], *, pad_to: int | None = None, target: int | None = None
 ) -> Inputs:
-    """What evaluate builds: one forward pass with attentions; the predicted class explained."""
+    """What evaluate builds: one forward pass with attentions and hidden states; by default the
+    predicted class is explained."""
     encoded = [SENTENCES[i] for i in ids]
     batch = collate(encoded, list(range(len(ids))), PAD, pad_to)
     with torch.inference_mode():
         out = model(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask, output_attentions=True
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            output_attentions=True,
+            output_hidden_states=True,
         )
     predicted = out.logits.argmax(dim=-1).clone()
     return Inputs(
@@ -80,6 +90,7 @@ def inputs_for(
         example_ids=ids,
         attentions=tuple(a.clone() for a in out.attentions),
         target=predicted if target is None else torch.full_like(predicted, target),
+        hidden_states=tuple(h.clone() for h in out.hidden_states),
     )
 
 
@@ -404,3 +415,101 @@ def test_method_parameters_come_from_the_evaluation_spec() -> None:
     assert RandomRanking.from_spec(spec).seed == 11
     with pytest.raises(ValueError, match="at least one step"):
         IntegratedGradients(steps=0)
+
+
+# --- occlusion against hand-computed probabilities ----------------------------------------------
+
+
+class TokenCounter(torch.nn.Module):
+    """logits = (0, ln 3 * #token5 + ln 2 * #token9 - ln 2): probabilities by hand."""
+
+    config = BertConfig(pad_token_id=PAD)
+
+    def forward(self, input_ids, attention_mask, **_):
+        real = attention_mask.bool()
+        fives = ((input_ids == 5) & real).sum(dim=1).double()
+        nines = ((input_ids == 9) & real).sum(dim=1).double()
+        edit = math.log(3) * fives + math.log(2) * nines - math.log(2)
+        return SimpleNamespace(logits=torch.stack([torch.zeros_like(edit), edit], dim=1).float())
+
+
+@pytest.mark.parametrize(
+    ("target", "expected_a"),
+    [
+        # "a" = words [5] [6 7] [8] [9 10 11]: p(edit) = 3/4 whole; without word 0 (no 5) 1/2,
+        # without word 3 (no 9) 3/5; words 1 and 2 change nothing.
+        (1, [3 / 4 - 1 / 2, 0.0, 0.0, 3 / 4 - 3 / 5]),
+        # Explaining "no edit" flips every sign: p(no edit) rises as p(edit) falls.
+        (0, [1 / 4 - 1 / 2, 0.0, 0.0, 1 / 4 - 2 / 5]),
+    ],
+)
+def test_occlusion_is_the_drop_in_the_target_probability_without_each_word(
+    target, expected_a
+) -> None:
+    batch = collate([SENTENCES["a"], SENTENCES["b"]], [0, 1], PAD)
+    inputs = Inputs(TokenCounter(), batch, ["a", "b"], None, torch.tensor([target, target]))
+    matrix = token_to_word_matrix(batch.word_of_token, batch.words)
+    result = word_scores(Occlusion(rows_per_pass=2), inputs, matrix)  # 7 edited copies + 2
+    assert result.shape == (2, 1, 4)
+    torch.testing.assert_close(result[0, 0], torch.tensor(expected_a))
+    torch.testing.assert_close(result[1, 0], torch.zeros(4))  # "b" has neither 5 nor 9
+
+
+# --- gradient-weighted rollout and value norms against direct implementations ------------------
+
+
+def test_grad_rollout_matches_a_direct_implementation_example_by_example(model) -> None:
+    # Chefer et al. eq. 5-6, one example at a time, unpadded, in float64, heads looped.
+    inputs = inputs_for(model, ["a", "b", "c"], target=1)
+    result = scores(METHODS["grad_rollout"](), inputs)
+    double = type(model)(model.config).double().eval()
+    double.load_state_dict(model.state_dict())
+    for row, example in enumerate(inputs.example_ids):
+        ids = torch.tensor([SENTENCES[example].input_ids])
+        out = double(input_ids=ids, attention_mask=torch.ones_like(ids), output_attentions=True)
+        gradients = torch.autograd.grad(out.logits[0, 1], out.attentions)
+        relevance = torch.eye(ids.shape[1], dtype=torch.float64)
+        for layer, (attention, gradient) in enumerate(zip(out.attentions, gradients, strict=True)):
+            mixed = (
+                sum((gradient[0, h] * attention[0, h]).clamp(min=0) for h in range(HEADS)) / HEADS
+            )
+            relevance = relevance + mixed @ relevance
+            expected = summed_into_words(relevance[0].float().detach(), example)
+            words = SENTENCES[example].seen_words
+            torch.testing.assert_close(result[row, layer, :words], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_attention_norm_matches_an_explicit_loop_over_heads_and_tokens(model) -> None:
+    # ||sum_h alpha_h[CLS, j] (x_j W_V^h + b_V^h) W_O^h|| for every layer and token j.
+    inputs = inputs_for(model, ["a", "c"])
+    result = scores(METHODS["attention_norm"](), inputs)
+    for row, example in enumerate(inputs.example_ids):
+        ids = torch.tensor([SENTENCES[example].input_ids])
+        with torch.no_grad():
+            out = model(
+                input_ids=ids, attention_mask=torch.ones_like(ids),
+                output_attentions=True, output_hidden_states=True,
+            )  # fmt: skip
+            for layer, block in enumerate(model.bert.encoder.layer):
+                value, dense = block.attention.self.value, block.attention.output.dense
+                hidden, attention = out.hidden_states[layer][0], out.attentions[layer][0]
+                size = value.out_features // HEADS
+                per_token = []
+                for j in range(ids.shape[1]):
+                    moved = torch.zeros(dense.out_features)
+                    for h in range(HEADS):
+                        part = slice(h * size, (h + 1) * size)
+                        v = hidden[j] @ value.weight[part].T + value.bias[part]
+                        moved += attention[h, 0, j] * (v @ dense.weight[:, part].T)
+                    per_token.append(moved.norm())
+                expected = summed_into_words(torch.stack(per_token), example)
+                words = SENTENCES[example].seen_words
+                torch.testing.assert_close(
+                    result[row, layer, :words], expected, rtol=1e-4, atol=1e-6
+                )
+
+
+def test_attention_norm_refuses_a_model_without_bert_style_layers() -> None:
+    inputs = hand_inputs((torch.ones(1, 1, 2, 2),), [NO_WORD, 0])
+    with pytest.raises(EditlensError, match="BERT-style"):
+        AttentionNorm().attribute(inputs)

@@ -1,13 +1,14 @@
-"""Stored comprehensiveness and sufficiency against probabilities worked out by hand.
+"""Stored faithfulness, word scores and occlusion against probabilities worked out by hand.
 
-The model is a stub whose probabilities follow from counting two words, so every stored
-faithfulness figure has an exact answer written below; the tokenizer is the real minilm one
-(loaded alone, in a fraction of a second). Evaluation runs end to end: ingest, rank, ablate,
-store.
+The model is a stub whose probabilities follow from counting two words and whose attention
+is written below, so every stored figure has an exact answer; the tokenizer is the real minilm
+one (loaded alone, in a fraction of a second). Evaluation runs end to end: ingest, forward,
+attribute, rank, ablate, store.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -97,25 +98,78 @@ def test_stored_faithfulness_is_the_hand_computed_drop_in_the_predicted_class(st
 
     outcomes = stored(
         store,
-        """SELECT example, layer, comprehensiveness, sufficiency FROM outcomes
-           WHERE scorable ORDER BY example, layer""",
+        """SELECT example, layer, comprehensiveness, sufficiency, aopc_comprehensiveness,
+                  aopc_sufficiency FROM outcomes WHERE scorable ORDER BY example, layer""",
     )
-    # k = |R| = 1 everywhere; the last layer (2) ranks "the"/"a" first, ties to the lower index.
+    # k = |R| = 1 everywhere; the last layer (2) ranks "the"/"a" first, the other words by
+    # their tokens' summed weight, ties to the lower index. AOPC averages k in aopc_sizes:
+    # (1, 2, 3) for 8 words, (1, 3) for 5.
     expected = {
-        # top word "the" (3): without it no "the", p(edit) 1/3; alone it keeps p(edit) 3/5.
-        "1.0": (3 / 5 - 1 / 3, 0.0),
-        # top word "The" (0, before the other "the"): either way one "the" is left: 3/5.
-        "2.0": (9 / 11 - 3 / 5, 9 / 11 - 3 / 5),
-        # top word "A" (0): the prediction is "no edit", so its probability is what drops:
-        # without "a" p(no edit) = 2/3; alone "a" keeps 4/5.
-        "3.0": (4 / 5 - 2 / 3, 0.0),
+        # ranking 3, 0, 1, ...: "the" is in every top-k. Without it no "the": p(edit) 1/3;
+        # with it alone or with others p(edit) stays 3/5.
+        "1.0": (3 / 5 - 1 / 3, 0.0, 3 / 5 - 1 / 3, 0.0),
+        # ranking 0, 3, 5 ("folows": 3 tokens), ...: top-1 leaves one "the" either way (3/5);
+        # top-2 and top-3 hold both "the"s: without them 1/3, alone 9/11.
+        "2.0": (
+            9 / 11 - 3 / 5,
+            9 / 11 - 3 / 5,
+            ((9 / 11 - 3 / 5) + 2 * (9 / 11 - 1 / 3)) / 3,
+            (9 / 11 - 3 / 5) / 3,
+        ),
+        # ranking 0 ("A"), 1, 2, ...: the prediction is "no edit", so its probability is what
+        # drops: without "a" p(no edit) = 2/3; with "a" kept it stays 4/5.
+        "3.0": (4 / 5 - 2 / 3, 0.0, 4 / 5 - 2 / 3, 0.0),
     }
-    for example, layer, comprehensiveness, sufficiency in outcomes:
+    for example, layer, *figures in outcomes:
         if layer == 1:  # faithfulness is measured at the last layer only
-            assert (comprehensiveness, sufficiency) == (None, None), example
+            assert figures == [None] * 4, example
             continue
-        want = expected.pop(example)
-        assert (comprehensiveness, sufficiency) == pytest.approx(want, abs=1e-6), example
+        assert figures == pytest.approx(expected.pop(example), abs=1e-6), example
     assert expected == {}
     unscored = stored(store, "SELECT comprehensiveness FROM outcomes WHERE example = '4.0'")
     assert unscored == [(None,), (None,)]
+
+
+def word_scores_stored(db: Path, run_id: str, method: str, layer: int, example: str) -> list:
+    ((scores,),) = stored(
+        db,
+        f"""SELECT scores FROM scores WHERE run = '{run_id}' AND method = '{method}'
+            AND layer = {layer} AND example = '{example}'""",
+    )
+    return scores
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "folows"),
+    # "The proof of the bound folows here ." at layer 2: the two "the" tokens weigh 10, the
+    # other 10 tokens ([CLS] and [SEP] included) 1, so each token gets 1/30 and each "the" 1/3;
+    # "folows" is f ##olo ##ws: 3/30 summed, 1/30 as mean or max.
+    [("sum", 3 / 30), ("mean", 1 / 30), ("max", 1 / 30)],
+)
+def test_word_scores_are_stored_with_the_evaluations_aggregation(store, aggregation, folows):
+    spec = EvalSpec(corpus="tiny", model="stub", methods=("attention",), aggregation=aggregation)
+    run_id = evaluate(store, spec).run_id
+    scores = word_scores_stored(store, run_id, "attention", 2, "2.0")
+    expected = [1 / 3, 1 / 30, 1 / 30, 1 / 3, 1 / 30, folows, 1 / 30, 1 / 30]
+    assert scores == pytest.approx(expected, rel=1e-5)
+    ((config,),) = stored(store, f"SELECT config FROM runs WHERE id = '{run_id}'")
+    assert json.loads(config)["aggregation"] == aggregation
+
+
+@pytest.mark.parametrize(
+    ("explain", "expected"),
+    [
+        # "A result is shown ." is predicted "no edit" (p(edit) = 1/5). Explaining "needs edit":
+        # without "A" (no "a" left) p(edit) rises to 1/3, a drop of 1/5 - 1/3.
+        ("edit", [1 / 5 - 1 / 3, 0.0, 0.0, 0.0, 0.0]),
+        # Explaining the prediction: p(no edit) falls from 4/5 to 2/3.
+        ("pred", [4 / 5 - 2 / 3, 0.0, 0.0, 0.0, 0.0]),
+    ],
+)
+def test_occlusion_explains_needs_edit_by_default_and_the_prediction_on_request(
+    store, explain, expected
+) -> None:
+    spec = EvalSpec(corpus="tiny", model="stub", methods=("occlusion",), explain=explain)
+    run_id = evaluate(store, spec).run_id
+    scores = word_scores_stored(store, run_id, "occlusion", 0, "3.0")
+    assert scores == pytest.approx(expected, abs=1e-6)

@@ -9,13 +9,18 @@ import numpy as np
 import pytest
 
 from engine.metrics import (
+    Aopc,
     Classification,
     Estimate,
     Faithfulness,
     Plausibility,
+    aopc,
+    aopc_sizes,
     classification,
     faithfulness,
+    mcnemar,
     mean_with_ci,
+    paired_difference,
     plausibility,
     plausibility_batch,
     rank_words,
@@ -52,7 +57,9 @@ def names_of(family: str) -> tuple[str, ...]:
 def test_each_metric_family_of_the_vocabulary_is_one_result_dataclass_in_its_order() -> None:
     # The evaluator stores getattr(result, name) for every name of a family: the two must agree.
     assert tuple(f.name for f in dataclasses.fields(Plausibility)) == names_of("plausibility")
-    assert tuple(f.name for f in dataclasses.fields(Faithfulness)) == names_of("faithfulness")
+    # Faithfulness at k = |R| and its AOPC over several k: together, the faithfulness family.
+    faithful = (*dataclasses.fields(Faithfulness), *dataclasses.fields(Aopc))
+    assert tuple(f.name for f in faithful) == names_of("faithfulness")
 
 
 def test_one_word_rationale_ranked_first_passes_every_metric() -> None:
@@ -278,6 +285,106 @@ def test_faithfulness_rejects_values_that_are_not_probabilities(bad: float) -> N
         faithfulness(0.5, bad, 0.5)
     with pytest.raises(ValueError, match="p_full"):
         faithfulness(bad, 0.5, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("rationale", "words", "sizes"),
+    [
+        (1, 8, (1, 2, 3)),  # 20 % of 8 words = 1.6, rounded up to 2
+        (2, 30, (1, 2, 3, 6)),
+        (3, 10, (1, 2, 3)),  # |R| = 3 and 3 count once
+        (5, 4, (1, 3, 4)),  # no k beyond the sentence: |R| and 20 % capped at 4 words
+        (1, 1, (1,)),
+    ],
+)
+def test_aopc_averages_over_1_3_the_rationale_size_and_a_fifth_of_the_words(
+    rationale, words, sizes
+) -> None:
+    assert aopc_sizes(rationale, words) == sizes
+
+
+def test_aopc_is_the_mean_drop_over_the_sizes() -> None:
+    # p_full 0.9; without the top 1, 2, 3 words: 0.5, 0.3, 0.1; with only them: 0.9, 0.8, 0.6.
+    result = aopc(0.9, [0.5, 0.3, 0.1], [0.9, 0.8, 0.6])
+    assert result.aopc_comprehensiveness == pytest.approx((0.4 + 0.6 + 0.8) / 3)
+    assert result.aopc_sufficiency == pytest.approx((0.0 + 0.1 + 0.3) / 3)
+
+
+def test_aopc_with_one_size_is_comprehensiveness_and_sufficiency_at_that_size() -> None:
+    at_k = faithfulness(0.8, 0.3, 0.6)
+    curve = aopc(0.8, [0.3], [0.6])
+    assert (curve.aopc_comprehensiveness, curve.aopc_sufficiency) == pytest.approx(
+        (at_k.comprehensiveness, at_k.sufficiency)
+    )
+
+
+@pytest.mark.parametrize(
+    ("without", "only", "message"),
+    [([0.5], [0.5, 0.4], "equally long"), ([], [], "non-empty"), ([1.5], [0.5], r"\[0, 1\]")],
+)
+def test_aopc_rejects_unpaired_empty_or_impossible_probabilities(without, only, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        aopc(0.9, without, only)
+
+
+def test_aopc_sizes_need_a_rationale_and_words() -> None:
+    with pytest.raises(ValueError, match="words"):
+        aopc_sizes(1, 0)
+    with pytest.raises(ValueError, match="rationale_size"):
+        aopc_sizes(0, 5)
+
+
+# --- comparisons on the same examples ------------------------------------------------------------
+
+
+def test_a_constant_paired_difference_has_a_zero_width_interval() -> None:
+    # Method A beats B by exactly 0.25 on every example, however hard the example: the pairs'
+    # differences never vary, so every resample says 0.25, while the two means' own intervals
+    # (the examples vary a lot) overlap.
+    b = np.array([0.0, 0.5, 0.25, 0.75, 0.1, 0.6])
+    a = b + 0.25
+    difference = paired_difference(a, b, resamples=500)
+    assert (difference.n, difference.mean, difference.low, difference.high) == pytest.approx(
+        (6, 0.25, 0.25, 0.25)
+    )
+    assert mean_with_ci(a, resamples=500).low < mean_with_ci(b, resamples=500).high
+
+
+def test_paired_difference_of_two_examples_spans_both_differences() -> None:
+    # Differences (0, 1): a resample's mean is 0, 0.5 or 1 with chances 1/4, 1/2, 1/4, so the
+    # 2.5 % and 97.5 % quantiles of 10,000 resamples are 0 and 1.
+    result = paired_difference([True, True], [True, False], resamples=10_000, seed=3)
+    assert (result.mean, result.low, result.high) == (0.5, 0.0, 1.0)
+
+
+def test_paired_difference_is_the_bootstrap_of_the_per_example_differences() -> None:
+    a, b = [0.9, 0.1, 0.4, 0.7, 0.3], [0.5, 0.2, 0.4, 0.1, 0.0]
+    differences = np.subtract(a, b)
+    assert paired_difference(a, b, seed=4) == mean_with_ci(differences, seed=4)
+
+
+def test_paired_difference_needs_the_same_examples_on_both_sides() -> None:
+    with pytest.raises(ValueError, match="same examples"):
+        paired_difference([1.0, 2.0], [1.0])
+
+
+def test_mcnemar_counts_only_the_examples_where_the_two_disagree() -> None:
+    # A right and B wrong on 3 examples, never the reverse; 4 examples where they agree.
+    # Two-sided exact p = 2 * P(X <= 0), X ~ Binomial(3, 1/2) = 2 / 8.
+    a = [True, True, True, True, False, True, False]
+    b = [False, False, False, True, False, True, False]
+    assert mcnemar(a, b) == pytest.approx(0.25)
+    assert mcnemar(b, a) == pytest.approx(0.25)
+    # 5 to 1: p = 2 * (1 + 6) / 64.
+    assert mcnemar([1, 1, 1, 1, 1, 0], [0, 0, 0, 0, 0, 1]) == pytest.approx(14 / 64)
+    assert mcnemar([True, False], [True, False]) == 1.0
+
+
+def test_mcnemar_needs_paired_yes_no_outcomes() -> None:
+    with pytest.raises(ValueError, match="differ in length"):
+        mcnemar([True, False], [True])
+    with pytest.raises(ValueError, match="True/False"):
+        mcnemar([0.5, 1.0], [1, 0])
 
 
 # --- classification --------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from engine.attribution.attention import Attention, AttentionMax, Rollout
+from engine.attribution.attention import Attention, AttentionMax, AttentionNorm, Rollout
 from engine.attribution.base import (
     AttentionAttribution,
     Attribution,
@@ -21,7 +21,13 @@ from engine.attribution.base import (
     cls_rows,
 )
 from engine.attribution.baseline import RandomRanking
-from engine.attribution.gradient import Gradient, GradientTimesInput, IntegratedGradients
+from engine.attribution.gradient import (
+    Gradient,
+    GradientRollout,
+    GradientTimesInput,
+    IntegratedGradients,
+)
+from engine.attribution.perturbation import Occlusion
 from engine.attribution.words import AGGREGATIONS, to_words, token_to_word_matrix
 from engine.specs import EvalSpec
 
@@ -31,10 +37,13 @@ METHODS: dict[str, type[Attribution]] = {
     for method in (
         Attention,
         AttentionMax,
+        AttentionNorm,
         Rollout,
+        GradientRollout,
         Gradient,
         GradientTimesInput,
         IntegratedGradients,
+        Occlusion,
         RandomRanking,
     )
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from engine.attribution.base import AttentionAttribution, Inputs, cls_rows
+from engine.errors import EditlensError
 
 
 class Attention(AttentionAttribution):
@@ -40,4 +41,37 @@ class Rollout(AttentionAttribution):
             mixed = mixed / mixed.sum(dim=-1, keepdim=True)
             rolled = mixed @ rolled
             rows.append(rolled[:, 0, :])  # (batch, tokens)
+        return torch.stack(rows, dim=1)  # (batch, layers, tokens)
+
+
+class AttentionNorm(AttentionAttribution):
+    """||sum_h alpha_h[CLS, j] f_h(x_j)|| per layer (Kobayashi et al. 2020, "Attention is Not
+    Only a Weight"), with f_h(x) = (x W_V^h + b_V^h) W_O^h the value vector of head h as the
+    output projection maps it: what token j actually adds to [CLS], not just its weight.
+
+    Reads BERT-style layers (``encoder.layer[i].attention.self.value`` and
+    ``.attention.output.dense``: BERT, RoBERTa, SciBERT, MiniLM).
+    """
+
+    name = "attention_norm"
+    needs_hidden_states = True
+
+    def attribute(self, inputs: Inputs) -> torch.Tensor:
+        try:
+            blocks = [layer.attention for layer in inputs.model.base_model.encoder.layer]
+            projections = [(b.self.value, b.output.dense) for b in blocks]
+        except AttributeError:
+            raise EditlensError(
+                f"{self.name} needs BERT-style attention layers (encoder.layer[i].attention."
+                "self.value); evaluate this model without it"
+            ) from None
+        rows = []
+        inputs_of_layers = inputs.hidden_states[: len(inputs.attentions)]  # the last is output
+        layers = zip(inputs.attentions, inputs_of_layers, projections, strict=True)
+        for attention, hidden, (value, output) in layers:
+            batch, heads, tokens, _ = attention.shape
+            values = value(hidden).view(batch, tokens, heads, -1)  # (batch, tokens, heads, dim)
+            weights = attention[:, :, 0, :].transpose(1, 2).unsqueeze(-1)  # (b, tokens, heads, 1)
+            moved = (weights * values).flatten(2) @ output.weight.T  # (batch, tokens, hidden)
+            rows.append(moved.norm(dim=-1))  # (batch, tokens)
         return torch.stack(rows, dim=1)  # (batch, layers, tokens)

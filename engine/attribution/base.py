@@ -18,7 +18,7 @@ import torch
 
 from engine.batching import Batch
 from engine.specs import EvalSpec
-from engine.vocabulary import is_layered, method_info
+from engine.vocabulary import is_layered
 
 
 @dataclass
@@ -30,16 +30,18 @@ class Inputs:
     example_ids: Sequence[str]
     attentions: tuple[torch.Tensor, ...] | None  # per layer (batch, heads, tokens, tokens)
     target: torch.Tensor  # (batch,) the class whose score is explained
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # per layer's input (b, tokens, dim)
     cache: dict[str, Any] = field(default_factory=dict)  # work shared by methods within a batch
 
 
 class Attribution:
-    """One rationale method; its name, label and ``layered`` live in ``engine.vocabulary``."""
+    """One rationale method; its label, family and ``layered`` are declared in ``engine.vocabulary``."""
 
     name: ClassVar[str]
     family: ClassVar[str]  # as engine.vocabulary declares it; a test checks the two agree
     needs_attentions: ClassVar[bool] = False
     needs_gradients: ClassVar[bool] = False
+    needs_hidden_states: ClassVar[bool] = False  # each layer's input, from the forward pass
     magnitude: ClassVar[bool] = False  # rank words by |token score|, not by the signed score
     per_word: ClassVar[bool] = False  # scores come per word, not per token
 
@@ -51,10 +53,6 @@ class Attribution:
     @property
     def layered(self) -> bool:
         return is_layered(self.name)
-
-    @property
-    def label(self) -> str:
-        return method_info(self.name).label
 
     def attribute(self, inputs: Inputs) -> torch.Tensor:
         """Signed scores, (batch, layers or 1, tokens), or words for a ``per_word`` method."""

@@ -94,3 +94,32 @@ class IntegratedGradients(GradientAttribution):
             total += gradient.view_as(path).sum(dim=0)
         attribution = (embeddings - baseline) * total / self.steps
         return attribution.sum(dim=-1).unsqueeze(1)  # (batch, 1, tokens)
+
+
+class GradientRollout(GradientAttribution):
+    """Gradient-weighted attention rollout (Chefer, Gur & Wolf 2021, eq. 5-6).
+
+    Per layer, A_bar = mean over heads of (dy/dA * A) clipped at 0, with y the target logit; from
+    R = I, R <- R + A_bar R layer by layer; the scores through layer l are R's [CLS] row.
+    """
+
+    name = "grad_rollout"
+
+    def attribute(self, inputs: Inputs) -> torch.Tensor:
+        batch = inputs.batch
+        with torch.enable_grad():
+            out = inputs.model(
+                input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask,
+                output_attentions=True,
+            )
+            chosen = out.logits.gather(1, inputs.target.unsqueeze(1)).sum()
+            gradients = torch.autograd.grad(chosen, out.attentions)
+        tokens = batch.input_ids.shape[1]
+        rolled = torch.eye(tokens).expand(len(batch.rows), -1, -1)  # (batch, tokens, tokens)
+        rows = []
+        for attention, gradient in zip(out.attentions, gradients, strict=True):
+            weighted = (gradient * attention.detach()).clamp(min=0).mean(dim=1)  # (b, t, t)
+            rolled = rolled + weighted @ rolled
+            rows.append(rolled[:, 0, :])  # (batch, tokens)
+        return torch.stack(rows, dim=1)  # (batch, layers, tokens)

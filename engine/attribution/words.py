@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-AGGREGATIONS: tuple[str, ...] = ("sum", "mean", "max")
+from engine.vocabulary import AGGREGATIONS
 
 
 def token_to_word_matrix(word_of_token: torch.Tensor, words: int) -> torch.Tensor:
