@@ -230,3 +230,24 @@ def test_an_idle_reader_lets_go_after_its_linger_even_for_a_writer_that_does_not
     finally:
         reader.kill()
         reader.wait()
+
+
+def test_editlens_ingest_waits_for_an_open_reader_says_for_whom_and_succeeds(
+    db: Path, tmp_path: Path, editlens
+) -> None:
+    corpus = tmp_path / "more.xml"
+    corpus.write_text(
+        '<xml><sentence sid="7.1">We show<del>,</del> that it works.</sentence></xml>',
+        encoding="utf-8",
+    )
+    readers = start_readers(db, tmp_path, 1, pause=2.0, threads=1)
+    try:
+        result = editlens("ingest", corpus, "--db", db, timeout=120)
+        assert result.returncode == 0, result.stderr
+        assert f"in use by PID {readers[0].pid}" in result.stderr
+    finally:
+        for reader in readers:
+            reader.kill()
+            reader.wait()
+    with StoreReader(db) as reader:
+        assert "more" in [c.name for c in reader.corpora()]
