@@ -117,6 +117,8 @@ class ExamplesScreen(ReportsFailures, Screen):
     BINDINGS = [  # noqa: RUF012
         Binding("escape", "back", "Runs"),
         Binding("enter", "open", "Open", show=False),
+        Binding("j", "cursor(1)", "Down", show=False),
+        Binding("k", "cursor(-1)", "Up", show=False),
         Binding("slash", "search", "Search"),
         Binding("g", "goto", "Go to id"),
         Binding("m", "method(1)", "Next method"),
@@ -505,6 +507,11 @@ class ExamplesScreen(ReportsFailures, Screen):
             self.offset = offset
         elif self._rows:
             self.query_one("#table", DataTable).move_cursor(row=min(index, len(self._rows) - 1))
+
+    def action_cursor(self, step: int) -> None:
+        """j/k move in the list as they step examples on the example screen."""
+        table = self.query_one("#table", DataTable)
+        table.move_cursor(row=max(0, table.cursor_row + step))
 
     def action_goto(self) -> None:
         from tui.screens.dialogs import GotoScreen
