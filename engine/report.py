@@ -9,6 +9,7 @@ from rich.console import Group
 from rich.table import Table
 
 from engine.store import OUTCOME_METRICS, Run, Store
+from engine.text import inert
 from engine.vocabulary import HEADLINE_METRIC, is_layered, method_order
 
 CLASSIFICATION = ("accuracy", "precision", "recall", "f1")
@@ -63,7 +64,8 @@ def render(store: Store, rows: list[dict[str, Any]], metric: str = HEADLINE_METR
         table = Table(title=title, title_justify="left")
         table.add_column("")
         for run in runs:
-            table.add_column(f"{run.model}\n{run.corpus}/{run.split}", justify="right")
+            header = inert(run.model) + "\n" + inert(f"{run.corpus}/{run.split}")  # data: shown
+            table.add_column(header, justify="right")
         return table
 
     tables: list[Table] = []

@@ -655,6 +655,13 @@ def hostile(tmp_path: Path) -> Path:
                 "run": ["r1"] * n, "example": ids, "method": ["attention"] * n,
                 "layer": pa.array([6] * n, pa.int16()),
                 "scores": [[float(i) for i in range(len(w))] for w in words]}),
+            "outcomes": pa.table({
+                "run": ["r1"] * n, "method": ["attention"] * n,
+                "layer": pa.array([6] * n, pa.int16()), "example": ids, "label": [True] * n,
+                "pred": [True] * n, "confidence": [0.9] * n, "kind": ["deleted"] * n,
+                "rationale_size": pa.array([1] * n, pa.int16()),
+                "seen_words": pa.array([len(w) for w in words], pa.int32()),
+                "scorable": [True] * n, "top3": [True] * n}),
         })  # fmt: skip
         now = datetime(2026, 1, 1)
         job.record_run(Run("r1", "evaluate", HOSTILE_NAME, "minilm", HOSTILE_NAME, "all", 6, 12,
@@ -694,3 +701,13 @@ def test_an_error_naming_a_hostile_path_is_one_inert_line(cli, store: Path, name
     line = outcome.refused(2 if nul else 1)
     assert not CONTROL.search(outcome.err)
     assert ("null byte" if nul else "no such file") in line
+
+
+def test_report_prints_a_hostile_model_name_as_inert_text(
+    cli, hostile: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "300")
+    outcome = cli("report", "--db", hostile)
+    assert outcome.code == 0, outcome.err
+    assert not CONTROL.search(outcome.out + outcome.err), repr(outcome.out)
+    assert "[/bold][link=https://evil.example]x" in outcome.out
