@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import pyarrow as pa
-from tui_fixture import LARGE_CORPUS, LARGE_RUN, _large_chunk, _run, build_large
+from tui_fixture import LARGE_RUN, _large_chunk, _run, build_large
 
 from engine.store import Store, StoreReader, publish_run
 from tui.state import PAGE, Filters
@@ -107,7 +107,8 @@ def publish_with_readers(db: Path, examples: int = 20_000, seconds: float = 15) 
             run = pa.array([PUBLISHED_RUN] * table.num_rows)
             tables[name] = table.set_column(table.schema.get_field_index("run"), "run", run)
         store.write_chunk(tables)
-        store.record_run(_run(PUBLISHED_RUN, "minilm:publish", LARGE_CORPUS, {"f1": 0.5}, 1))
+        # a corpus of its own, so the run does not join the next-example figure on later runs
+        store.record_run(_run(PUBLISHED_RUN, "minilm:publish", "publish", {"f1": 0.5}, 1))
     command = [sys.executable, __file__, "--db", str(db), "--reader-seconds", str(seconds)]
     readers = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     time.sleep(seconds / 3)  # both open and querying
