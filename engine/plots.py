@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.text import inert
 from engine.vocabulary import (
     BASELINE_METHOD,
     HEADLINE_METHOD,
@@ -64,16 +65,18 @@ def terminal_layer_plot(
     figure.subplots(len(corpora), len(methods))
     for row, corpus in enumerate(corpora, 1):
         for col, method in enumerate(methods, 1):
-            panel = figure.subplot(row, col)
+            # plotext 6 makes no panel for a 1 x 1 grid: the figure is the panel then
+            single = len(corpora) * len(methods) == 1
+            panel = figure if single else figure.subplot(row, col)
             for (model, c, m), points in series.items():
                 if (c, m) == (corpus, method):
                     x, y = zip(*points, strict=True)
                     panel.draw(panel.signal(list(x), list(y)).label(keys[model]).lines())
-            panel.title(f"{metric}: {corpus} · {method}")
+            panel.title(inert(f"{metric}: {corpus} · {method}"))  # data: shown, not sent
             panel.ruler(1).lim(0, 1)
             panel.ruler(0).ticks(layers)
     figure.plot_size(width, 16 * len(corpora))
-    text = str(figure.build()) + "\n" + "   ".join(f"{k} = {m}" for m, k in keys.items())
+    text = str(figure.build()) + "\n" + "   ".join(f"{k} = {inert(m)}" for m, k in keys.items())
     if not sys.stdout.isatty():
         text = plt.uncolorize(text)
     print(text)

@@ -703,11 +703,12 @@ def test_an_error_naming_a_hostile_path_is_one_inert_line(cli, store: Path, name
     assert ("null byte" if nul else "no such file") in line
 
 
+@pytest.mark.parametrize("plot", [(), ("--plot",)], ids=["tables", "plot"])
 def test_report_prints_a_hostile_model_name_as_inert_text(
-    cli, hostile: Path, monkeypatch: pytest.MonkeyPatch
+    cli, hostile: Path, monkeypatch: pytest.MonkeyPatch, plot: tuple[str, ...]
 ) -> None:
     monkeypatch.setenv("COLUMNS", "300")
-    outcome = cli("report", "--db", hostile)
+    outcome = cli("report", *plot, "--db", hostile)
     assert outcome.code == 0, outcome.err
     assert not CONTROL.search(outcome.out + outcome.err), repr(outcome.out)
     assert "[/bold][link=https://evil.example]x" in outcome.out
