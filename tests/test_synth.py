@@ -8,6 +8,9 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
+from engine.errors import EditlensError
 from engine.synth import generate_sentences, write_aesw
 
 REPO = Path(__file__).resolve().parent.parent
@@ -187,3 +190,34 @@ def test_the_committed_corpus_equals_what_the_generator_writes(tmp_path: Path) -
         "data/aesw-synthetic.xml drifted from engine/synth.py; regenerate it with "
         "editlens synth --sentences 3000 --seed 2016 --out data/aesw-synthetic.xml"
     )
+
+
+def test_writing_over_an_existing_file_needs_force(tmp_path: Path) -> None:
+    path = tmp_path / "out.xml"
+    path.write_text("the user's file")
+    with pytest.raises(EditlensError, match="already exists; pass --force"):
+        write_aesw(path, 5, 1)
+    assert path.read_text() == "the user's file"
+    write_aesw(path, 5, 1, force=True)
+    assert path.read_bytes() == _write(tmp_path, 5, 1, "fresh.xml")
+
+
+def test_an_interrupted_write_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.synth as synth
+
+    def interrupted(n: int, seed: int):
+        yield 1, 0, '<sentence sid="1.0">A.</sentence>'
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth, "_paragraphs", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_aesw(tmp_path / "cut.xml", 5, 1)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_fewer_than_one_sentence_is_refused(tmp_path: Path, n: int) -> None:
+    with pytest.raises(EditlensError, match="at least 1"):
+        write_aesw(tmp_path / "none.xml", n, 1)
