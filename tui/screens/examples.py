@@ -70,7 +70,8 @@ def bucket_line(counts: dict[str, int], metric: str) -> Text:
 
 def layer_line(method: str, current: int, by_layer: dict[int, int]) -> Text:
     """`attn interpretable by layer: L1 12 · L2 15 · ▶L6 20`: the whole method at a glance."""
-    text = Text(f"{method_label(method)} interpretable by layer: ", style="bold")
+    text = Text()
+    text.append(f"{method_label(method)} interpretable by layer: ", style="bold")
     for index, (layer, count) in enumerate(sorted(by_layer.items())):
         if index:
             text.append(" · ", style="dim")
@@ -204,6 +205,7 @@ class ExamplesScreen(ReportsFailures, Screen):
         self._total = 0
         self._cursor_after_load = 0
         self._search_timer: Timer | None = None
+        self._shown_options: dict[str, list[tuple[str, Any]]] = {}
         self._layers_wanted = False
         self._by_layer: tuple[Filters, dict[int, int]] | None = None
 
@@ -398,9 +400,9 @@ class ExamplesScreen(ReportsFailures, Screen):
             run_options = [(literal(r["label"]), r["id"]) for r in self._runs] or [
                 (literal(f.run), f.run)
             ]
-            _set(self.query_one("#run", Select), run_options, f.run)
-            _set(self.query_one("#method", Select), self._method_options(), f.method)
-            _set(self.query_one("#layer", Select), self._layer_options(f.method), f.layer)
+            self._set("run", run_options, f.run)
+            self._set("method", self._method_options(), f.method)
+            self._set("layer", self._layer_options(f.method), f.layer)
             values = {
                 "metric": f.metric,
                 "outcome": f.outcome,
@@ -412,6 +414,17 @@ class ExamplesScreen(ReportsFailures, Screen):
                 select = self.query_one(f"#{name}", Select)
                 if select.value != value:
                     select.value = value
+
+    def _set(self, name: str, options: list[tuple[Any, Any]], value: Any) -> None:
+        """Give a drop-down new options (only when they differ: setting them selects the first)
+        and its value."""
+        select = self.query_one(f"#{name}", Select)
+        shown = [(str(prompt), v) for prompt, v in options]
+        if self._shown_options.get(name) != shown:
+            self._shown_options[name] = shown
+            select.set_options(options)
+        if select.value != value:
+            select.value = value
 
     # -- events and actions ----------------------------------------------------------------------
 
@@ -562,7 +575,7 @@ class ExamplesScreen(ReportsFailures, Screen):
     def action_copy_command(self) -> None:
         command = cli_command(self.filters)
         self.app.copy_to_clipboard(command)
-        self.notify(Text(command).markup, title="copied")
+        self.notify(command, title="copied", markup=False)
 
     def set_metric(self, metric: str) -> None:
         """Called by the app when the interpretable metric changes (command palette)."""
@@ -642,21 +655,11 @@ class ExamplesScreen(ReportsFailures, Screen):
     @on(Exported)
     def _exported(self, event: Exported) -> None:
         if event.error:
-            message = Text(f"export failed: {event.error}")
-            self.notify(message.markup, severity="error", timeout=10)
+            self.notify(f"export failed: {event.error}", severity="error", markup=False)
         else:
-            message = Text(f"wrote {event.rows:,} examples to {event.path}")
-            self.notify(message.markup, timeout=8)
+            self.notify(f"wrote {event.rows:,} examples to {event.path}", markup=False)
 
 
 def _select(options: list[tuple[Any, Any]], value: Any, widget_id: str) -> Select:
     """One compact, never-blank drop-down of the filter bar."""
     return Select(options, value=value, allow_blank=False, compact=True, id=widget_id)
-
-
-def _set(select: Select, options: list[tuple[Any, Any]], value: Any) -> None:
-    """Give a drop-down new options (only when they differ) and its value."""
-    if [v for _, v in options] != [v for _, v in select._options]:
-        select.set_options(options)
-    if select.value != value:
-        select.value = value
