@@ -237,7 +237,10 @@ class EditlensApp(App[None]):
         if self._job is None:
             self.exit()
             return
-        question = "An evaluation is running. Cancel it and quit?"
+        question = (
+            "An evaluation is running. Cancel it and quit? What it finished stays staged:"
+            " the same evaluation, started again, resumes from there."
+        )
         self.push_screen(ConfirmScreen(question, "Cancel job and quit"), self._quit_confirmed)
 
     def _quit_confirmed(self, confirmed: bool | None) -> None:
