@@ -12,12 +12,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, OptionList, Static
 
 from engine.figures import Bar, group_bars, layer_bars
 from engine.text import inert
 from engine.vocabulary import POPULATIONS, metric_info
-from tui.screens.reading import ReadingScreen
+from tui.screens.base import ReportsFailures
 from tui.state import Filters
 from tui.widgets.bars import LEGEND, BarList
 
@@ -34,7 +35,7 @@ def filter_changes(view: str, bar: Bar) -> dict[str, Any]:
     return {"rationale": "3+" if size >= 3 else str(size)}
 
 
-class ChartsScreen(ReadingScreen[dict[str, Any] | None]):
+class ChartsScreen(ReportsFailures, Screen[dict[str, Any] | None]):
     """Bars with confidence intervals; 1/2/3 switch the view, f the population."""
 
     BINDINGS = [  # noqa: RUF012

@@ -14,12 +14,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Label, Select, Static
 
 from engine.figures import Comparison, Side, compare
 from engine.text import inert
 from engine.vocabulary import BROWSE_METRICS, method_order, metric_info
-from tui.screens.reading import ReadingScreen
+from tui.screens.base import ReportsFailures
 from tui.state import PAGE, Filters
 
 CELLS = {  # DataTable cell (row, column) -> (yes under A, yes under B)
@@ -39,7 +40,7 @@ def side_label(side: Side, models: dict[str, str]) -> str:
     return f"{models.get(side.run, side.run)} {side.method}{layer}"
 
 
-class CompareScreen(ReadingScreen):
+class CompareScreen(ReportsFailures, Screen):
     """A and B: two runs, two methods or two layers; enter on a cell lists its examples."""
 
     BINDINGS = [  # noqa: RUF012

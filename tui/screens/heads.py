@@ -12,14 +12,15 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.text import inert
-from tui.screens.reading import ReadingScreen
+from tui.screens.base import ReportsFailures
 from tui.widgets.heads import HeadPicker, HeadSentence
 
 
-class HeadsScreen(ReadingScreen):
+class HeadsScreen(ReportsFailures, Screen):
     """Arrows (or h/j/k/l) move the cursor over heads; the sentence follows it."""
 
     BINDINGS = [  # noqa: RUF012

@@ -12,16 +12,17 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
+from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine import highlight
 from engine.text import inert
 from engine.vocabulary import method_order
-from tui.screens.reading import ReadingScreen
+from tui.screens.base import ReportsFailures
 from tui.widgets.pair import PairView
 
 
-class PairScreen(ReadingScreen):
+class PairScreen(ReportsFailures, Screen):
     """The pair under the example screen's run, method and layer; m/M and l/h step them."""
 
     BINDINGS = [  # noqa: RUF012

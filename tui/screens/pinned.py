@@ -18,7 +18,7 @@ from textual.widgets import DataTable, Footer, Header, Label, Static
 from engine.errors import EditlensError
 from engine.text import inert
 from tui.bookmarks import Bookmarks
-from tui.screens.reading import ReadingScreen
+from tui.screens.base import ReportsFailures
 from tui.state import Filters
 
 
@@ -38,7 +38,7 @@ def toggle_pin(screen: Screen, run: str, example: str) -> None:
     screen.run_worker(toggle, thread=True, exit_on_error=False, group="pin")
 
 
-class PinnedScreen(ReadingScreen):
+class PinnedScreen(ReportsFailures, Screen):
     """The pinned examples of the run's corpus under the list's run, method and layer."""
 
     BINDINGS = [  # noqa: RUF012

@@ -13,11 +13,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
+from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.figures import RunFacts, run_facts
 from engine.text import inert
-from tui.screens.reading import ReadingScreen
+from tui.screens.base import ReportsFailures
 
 POPULATION_NOTES = {
     "evaluated": "examples evaluated",
@@ -61,7 +62,7 @@ def facts_view(facts: RunFacts) -> Group:
     return Group(*parts, table, Text("\nconfiguration", style="bold"), config)
 
 
-class RunDetailScreen(ReadingScreen):
+class RunDetailScreen(ReportsFailures, Screen):
     """One run's facts; esc goes back to the screen it was opened from."""
 
     BINDINGS = [Binding("escape,d", "close", "Back")]  # noqa: RUF012
