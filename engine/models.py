@@ -30,7 +30,6 @@ TOKENIZER_FILES = (
     "spiece.model",
     "sentencepiece.bpe.model",
 )
-_HEAD_PREFIXES = ("classifier.", "score.", "cls.", "lm_head.", "pooler.")
 _VOCABULARY_PADDING = 128
 _PICKLE_WEIGHTS = (
     "pytorch_model.bin",
@@ -95,7 +94,7 @@ def load_model(name: str, *, seed: int = 0) -> LoadedModel:
                 ignore_mismatched_sizes=True,  # then refused below unless it is the head
                 **options,
             )
-            _check_agreement(name, loading)
+            _check_agreement(name, loading, _backbone_parts(model))
     except (OSError, ValueError, SafetensorError) as error:
         raise EditlensError(f"model {name!r} cannot be loaded ({_first_line(error)})") from None
     _check_vocabulary(name, len(tokenizer), model.get_input_embeddings().num_embeddings)
@@ -214,13 +213,13 @@ def check_safetensors(path: Path) -> None:
         raise EditlensError(f"{path}: {problem}; copy the weights again or retrain")
 
 
-def _check_agreement(name: str, loading: dict[str, Any]) -> None:
-    """config.json describes the weights: beyond the classification head (new, or replaced when
-    its label count differs) and a pre-training head, every tensor is there, known, and of the
-    size the config says. Otherwise layers would start random without a word."""
-    missing = sorted(k for k in loading["missing_keys"] if not _is_head(k))
-    unexpected = sorted(k for k in loading["unexpected_keys"] if not _is_head(k))
-    mismatched = sorted(m for m in loading["mismatched_keys"] if not _is_head(m[0]))
+def _check_agreement(name: str, loading: dict[str, Any], backbone: tuple[str, set[str]]) -> None:
+    """config.json describes the weights: every tensor of the pre-trained backbone is there,
+    known, and of the size the config says; heads (the new classifier, its pooler, a
+    pre-training head) may come, go or change. Otherwise layers would start random unsaid."""
+    missing = sorted(k for k in loading["missing_keys"] if _in_backbone(k, backbone))
+    unexpected = sorted(k for k in loading["unexpected_keys"] if _in_backbone(k, backbone))
+    mismatched = sorted(m for m in loading["mismatched_keys"] if _in_backbone(m[0], backbone))
     if not (missing or unexpected or mismatched):
         return
     if missing or unexpected:
@@ -245,9 +244,21 @@ def _check_agreement(name: str, loading: dict[str, Any]) -> None:
     )
 
 
-def _is_head(key: str) -> bool:
-    """Classification and pre-training heads, which a sequence classifier replaces or drops."""
-    return key.startswith(_HEAD_PREFIXES) or ".pooler." in key or key.endswith("position_ids")
+def _backbone_parts(model: PreTrainedModel) -> tuple[str, set[str]]:
+    """The backbone's prefix (``bert``) and its parts (``embeddings``, ``encoder``, ...):
+    checkpoint keys name them with the prefix, or without it when a base model was saved."""
+    prefix = model.base_model_prefix
+    parts = {key.split(".")[1] for key in model.state_dict() if key.startswith(prefix + ".")}
+    return prefix, parts - {"pooler"}
+
+
+def _in_backbone(key: str, backbone: tuple[str, set[str]]) -> bool:
+    """Whether ``key`` is a backbone tensor (not a head, a pooler or a position-id buffer)."""
+    prefix, parts = backbone
+    first, _, rest = key.partition(".")
+    if first == prefix:
+        first = rest.partition(".")[0]
+    return first in parts and not key.endswith("position_ids")
 
 
 def _layer_numbers(keys: list[str]) -> list[int]:

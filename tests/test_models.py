@@ -194,3 +194,59 @@ def test_a_saved_checkpoint_loads_back_with_its_meta(tiny: Path, tmp_path: Path)
     again = load_model(str(tmp_path / "ckpt"))
     assert again.meta == {"model": "tiny", "corpus": "c"}
     assert len(again.tokenizer) == again.model.get_input_embeddings().num_embeddings
+
+
+def saved(tmp_path: Path, tiny: Path, model: object) -> Path:
+    """``model`` saved beside the tiny tokenizer, as a user's pre-trained folder."""
+    folder = tmp_path / "pretrained"
+    model.save_pretrained(folder)  # type: ignore[attr-defined]
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny / name, folder / name)
+    return folder
+
+
+def tiny_config(kind: str = "bert", **changes: object):
+    from transformers import BertConfig, DistilBertConfig
+
+    if kind == "distilbert":
+        return DistilBertConfig(vocab_size=len(WORDS), dim=8, n_layers=2, n_heads=2,
+                                hidden_dim=16, max_position_embeddings=32, **changes)  # fmt: skip
+    return BertConfig(vocab_size=len(WORDS), hidden_size=8, num_hidden_layers=2,
+                      num_attention_heads=2, intermediate_size=16, max_position_embeddings=32,
+                      **changes)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "make",
+    ["BertModel", "BertForPreTraining", "BertForMaskedLM", "DistilBertForMaskedLM"],
+)
+def test_a_pretrained_checkpoint_loads_with_a_new_head_whatever_head_it_had(
+    tiny: Path, tmp_path: Path, make: str
+) -> None:
+    import transformers
+
+    config = tiny_config("distilbert" if make.startswith("Distil") else "bert")
+    folder = saved(tmp_path, tiny, getattr(transformers, make)(config))
+    assert load_model(str(folder)).layers == 2
+
+
+def test_a_base_model_checkpoint_with_a_config_of_more_layers_is_refused(
+    tiny: Path, tmp_path: Path
+) -> None:
+    from transformers import BertModel
+
+    folder = saved(tmp_path, tiny, BertModel(tiny_config()))
+    edit_config(num_hidden_layers=3)(folder)
+    with pytest.raises(EditlensError, match=r"the weights lack layer\(s\) 2"):
+        load_model(str(folder))
+
+
+def test_a_base_model_checkpoint_with_a_config_of_fewer_layers_is_refused(
+    tiny: Path, tmp_path: Path
+) -> None:
+    from transformers import BertModel
+
+    folder = saved(tmp_path, tiny, BertModel(tiny_config()))
+    edit_config(num_hidden_layers=1)(folder)
+    with pytest.raises(EditlensError, match=r"the weights hold unused layer\(s\) 1"):
+        load_model(str(folder))
