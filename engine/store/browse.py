@@ -116,15 +116,19 @@ class ResultReads:
 
     # -- browsing: the TUI's examples list ---------------------------------------------------
 
-    def _slice(self, f: ExampleFilter) -> dict[str, Any]:
-        """The pieces of a filtered query over one (run, method, layer) slice of ``outcomes``.
+    def _slice(self, f: ExampleFilter, *, every_layer: bool = False) -> dict[str, Any]:
+        """The pieces of a filtered query over one (run, method, layer) slice of ``outcomes``
+        (with ``every_layer``, over all the method's layers).
 
         ``where`` selects the slice and the example filters (kind, rationale size, text); the
         outcome and prediction conditions come apart so that bucket counts can vary one of them.
         Only the search reads ``examples``: a semi-join of the texts (or ids) that match.
         """
-        params: dict[str, Any] = {"run": f.run, "method": f.method, "layer": f.layer}
-        where = ["o.run = $run", "o.method = $method", "o.layer = $layer"]
+        params: dict[str, Any] = {"run": f.run, "method": f.method}
+        where = ["o.run = $run", "o.method = $method"]
+        if not every_layer:
+            where.append("o.layer = $layer")
+            params["layer"] = f.layer
         if f.kind:
             where.append("o.kind = $kind")
             params["kind"] = f.kind
@@ -179,6 +183,20 @@ class ResultReads:
             f"SELECT {select} FROM outcomes o WHERE {parts['where']}", parts["params"]
         )
         return {name: int(value or 0) for name, value in zip(counts, row or (), strict=True)}
+
+    def interpretable_by_layer(self, f: ExampleFilter) -> dict[int, int]:
+        """Interpretable examples at every layer of the filter's method, under its example and
+        prediction filters (its layer, outcome and order aside), in one pass: the TUI list's
+        per-layer line."""
+        parts = self._slice(f, every_layer=True)
+        rows = self._db.rows(
+            f"""
+            SELECT o.layer, count(*) FILTER (WHERE o.{f.metric} IS TRUE AND {parts["prediction"]})
+            FROM outcomes o WHERE {parts["where"]} GROUP BY o.layer ORDER BY o.layer
+            """,
+            parts["params"],
+        )
+        return {int(layer): int(count) for layer, count in rows}
 
     def example_page(self, f: ExampleFilter, *, limit: int = 50, offset: int = 0) -> pa.Table:
         """One page of the filtered examples of a run, in the filter's order (ties by id).

@@ -304,12 +304,9 @@ class ExamplesScreen(ReportsFailures, Screen):
         self.post_message(self.Loaded(filters, offset, page, counts))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="layers")
-    def load_layers(self, filters: Filters, layers: list[int]) -> None:
-        by_layer = {}
+    def load_layers(self, filters: Filters) -> None:
         with self.app.handle.read() as store:
-            for layer in layers:
-                counts = store.bucket_counts(filters.with_(layer=layer))
-                by_layer[layer] = counts["interpretable"]
+            by_layer = store.interpretable_by_layer(filters)
         self.post_message(self.LayersLoaded(filters, by_layer))
 
     def _reload(self, layers: bool = True) -> None:
@@ -329,7 +326,7 @@ class ExamplesScreen(ReportsFailures, Screen):
             widget.display = True
             widget.update(layer_line(f.method, f.layer, self._by_layer[1]))
         else:
-            self.load_layers(f, layers)
+            self.load_layers(f)
 
     def watch_filters(self) -> None:
         self.set_reactive(ExamplesScreen.offset, 0)
