@@ -22,6 +22,7 @@ from engine.text import inert
 from engine.vocabulary import BROWSE_METRICS, method_order, metric_info
 from tui.screens.base import ReportsFailures
 from tui.state import PAGE, Filters
+from tui.text import literal
 
 CELLS = {  # DataTable cell (row, column) -> (yes under A, yes under B)
     (0, 1): (True, True),
@@ -292,13 +293,13 @@ class CompareScreen(ReportsFailures, Screen):
         table.clear()
         for row in self._rows:
             table.add_row(
-                Text(inert(row["id"])),
-                Text(inert(row["kind"])),
+                literal(row["id"]),
+                literal(row["kind"]),
                 str(row["rationale"]),
                 "edit" if row["label"] else "ok",
                 "edit" if row["a_pred"] else "ok",
                 "edit" if row["b_pred"] else "ok",
-                Text(inert(row["text"][:120])),
+                literal(row["text"][:120]),
                 key=row["id"],
             )
         a_yes, b_yes = self.cell or (True, False)

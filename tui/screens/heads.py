@@ -17,6 +17,7 @@ from textual.widgets import Footer, Header, Static
 
 from engine.text import inert
 from tui.screens.base import ReportsFailures
+from tui.text import literal
 from tui.widgets.heads import HeadPicker, HeadSentence
 
 
@@ -75,14 +76,14 @@ class HeadsScreen(ReportsFailures, Screen):
         detail = event.detail
         title = self.query_one("#title", Static)
         if detail is None:
-            title.update(Text(inert(f"{event.example}: not evaluated by run {self.run}")))
+            title.update(literal(f"{event.example}: not evaluated by run {self.run}"))
             return
         self._detail = detail
         layers = detail["layers"]
         start = self._layer if 1 <= self._layer <= layers else layers
         self.set_reactive(HeadsScreen.cursor, (start, 1))
         self.query_one("#grid", HeadPicker).grid = (detail["grid"] or [], layers, detail["heads"])
-        text = Text(inert(detail["id"]), style="bold")
+        text = literal(detail["id"], "bold")
         text.append(inert(f"  {detail['model']} ({self.run})") + "\n")
         text.append(
             f"[CLS] attention per head; words shown for the last layer (L{layers})", style="dim"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -16,9 +15,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine import highlight
-from engine.text import inert
 from engine.vocabulary import method_order
 from tui.screens.base import ReportsFailures
+from tui.text import literal
 from tui.widgets.pair import PairView
 
 
@@ -72,7 +71,7 @@ class PairScreen(ReportsFailures, Screen):
 
     def _show_title(self) -> None:
         method, layer = self.pair
-        title = Text(inert(f"Minimal pair of {self._example}"), style="bold")
+        title = literal(f"Minimal pair of {self._example}", "bold")
         title.append(f"  {method}" + (f" layer {layer}" if layer else ""))
         title.append("\nthe sentence over its edited twin; · where a word has no counterpart")
         self.query_one("#title", Static).update(title)

@@ -20,6 +20,7 @@ from engine.text import inert
 from tui.bookmarks import Bookmarks
 from tui.screens.base import ReportsFailures
 from tui.state import Filters
+from tui.text import literal
 
 
 def toggle_pin(screen: Screen, run: str, example: str) -> None:
@@ -115,11 +116,11 @@ class PinnedScreen(ReportsFailures, Screen):
         for row in self._rows:
             interp = row[f.metric]
             table.add_row(
-                Text(inert(row["id"])),
-                Text(inert(row["kind"])),
+                literal(row["id"]),
+                literal(row["kind"]),
                 ("T" if row["pred"] == row["label"] else "F") + ("P" if row["pred"] else "N"),
                 "–" if interp is None else ("✓" if interp else "✗"),
-                Text(inert(row["text"][:120])),
+                literal(row["text"][:120]),
                 key=row["id"],
             )
         self.query_one("#status", Label).update(

@@ -17,8 +17,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from engine.figures import RunFacts, run_facts
-from engine.text import inert
 from tui.screens.base import ReportsFailures
+from tui.text import literal
 
 POPULATION_NOTES = {
     "evaluated": "examples evaluated",
@@ -56,8 +56,8 @@ def facts_view(facts: RunFacts) -> Group:
     for key, note in POPULATION_NOTES.items():
         rows.append((f"N {key}", f"{facts.populations.get(key, 0):,}  {note}"))
     for key, value in rows:
-        table.add_row(Text(key), Text(inert(str(value))))
-    config = Text(inert(json.dumps(run.config, sort_keys=True, default=str)), style="dim")
+        table.add_row(Text(key), literal(str(value)))
+    config = literal(json.dumps(run.config, sort_keys=True, default=str), "dim")
     parts = [badges] if facts.badges else []
     return Group(*parts, table, Text("\nconfiguration", style="bold"), config)
 

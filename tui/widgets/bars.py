@@ -15,6 +15,7 @@ from textual.widgets.option_list import Option
 
 from engine.figures import Bar
 from engine.text import inert
+from tui.text import literal
 
 LABEL = 7  # width of a bar's label column
 LEGEND = "█ to the 95% CI's low end · ▓ to the mean · ░ to its high end"
@@ -66,7 +67,7 @@ class BarList(OptionList):
         for index, bar in enumerate(bars):
             if bar.heading != heading:
                 heading = bar.heading
-                options.append(Option(Text(inert(heading), style="bold underline"), disabled=True))
+                options.append(Option(literal(heading, "bold underline"), disabled=True))
             options.append(Option(bar_line(bar, width), id=str(index)))
         self.set_options(options)
         enabled = [i for i, option in enumerate(options) if not option.disabled]

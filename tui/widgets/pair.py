@@ -14,6 +14,7 @@ from textual.widgets import Static
 
 from engine import highlight
 from engine.text import inert
+from tui.text import literal
 
 GAP = "·"  # where one sentence has no word facing the other's
 
@@ -84,7 +85,7 @@ class PairView(Static):
             )
         parts: list[Text] = []
         for row in rows:
-            head = Text(inert(row["id"]), style="bold")
+            head = literal(row["id"], "bold")
             if row["pred"] is None:
                 head.append("  not evaluated by this run", style="dim")
             else:
