@@ -440,6 +440,41 @@ async def test_export_follows_the_lists_sort_and_says_where_it_writes(
     assert len(rows) == 60 and confidence == sorted(confidence, reverse=True)
 
 
+async def test_export_carries_run_model_word_scores_and_top_k_words(
+    db: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from tui_fixture import small_data
+
+    from engine.metrics import rank_words
+
+    examples, runs = small_data()
+    words = {e.id: e.words for e in examples}
+    sizes = {e.id: len(e.rationale) for e in examples}
+    scores = {
+        row["example"]: row["scores"]
+        for row in runs[0][1]["scores"].to_pylist()
+        if (row["method"], row["layer"]) == ("attention", 6)
+    }
+    target = tmp_path / "out.jsonl"
+    app = EditlensApp(db)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_examples(pilot)
+        await pilot.press("ctrl+e")
+        await pilot.pause()
+        app.screen.query_one("#path", Input).value = str(target)
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot)
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert {(row["run"], row["model"]) for row in rows} == {(FT, "minilm+ft:demo")}
+    for row in rows:
+        ranked = rank_words(scores[row["id"]])[: max(sizes[row["id"]], 1)]
+        assert row["top_k_words"] == [words[row["id"]][i] for i in ranked]
+        assert row["word_scores"] == pytest.approx(scores[row["id"]])
+
+
 # -- 10. the flagged matrix: N per row, small cells marked -------------------------------------
 
 

@@ -246,19 +246,27 @@ class ResultReads:
     def filtered_batches(
         self, f: ExampleFilter, *, batch_rows: int = 8192
     ) -> Iterator[pa.RecordBatch]:
-        """Every example the filter shows, with its prediction and outcomes, streamed for
-        export in the filter's order."""
+        """Every example the filter shows, with its run and model, prediction, outcomes, word
+        scores and the model's top-k words (k = |R|, at least 1; ties to the earlier word, as
+        the metrics rank), streamed for export in the filter's order."""
         parts = self._slice(f)
         params = {**parts["params"], "corpus": self._run_corpus(f.run)}
         metrics = ", ".join(f"o.{m}" for m in METRIC_NAMES)
         order = f"{'DESC' if f.descending else 'ASC'} NULLS LAST"
+        ranked = "list_sort(list_transform(range(len(s.scores)), lambda i: {'key': -s.scores[i + 1], 'i': i}))"
         yield from self._db.batches(
             f"""
-            SELECT o.example AS id, o.kind, e.text, e.words, e.rationale, o.label, o.pred,
-                   p.prob, o.confidence, o.scorable, o.method, o.layer, {metrics}
+            SELECT o.run, r.model, o.example AS id, o.kind, e.text, e.words, e.rationale,
+                   o.label, o.pred, p.prob, o.confidence, o.scorable, o.method, o.layer,
+                   {metrics}, s.scores AS word_scores,
+                   list_transform(list_slice({ranked}, 1, greatest(len(e.rationale), 1)),
+                                  lambda x: e.words[x.i + 1]) AS top_k_words
             FROM outcomes o
+            JOIN runs r ON r.id = $run
             JOIN predictions p ON p.run = $run AND p.example = o.example
             JOIN examples e ON e.corpus = $corpus AND e.id = o.example
+            LEFT JOIN scores s ON s.run = $run AND s.example = o.example
+                AND s.method = o.method AND s.layer = o.layer
             WHERE {parts["where"]} AND {parts["outcome"]} AND {parts["prediction"]}
             ORDER BY {SORTS[f.sort]} {order}, o.example
             """,
