@@ -15,8 +15,7 @@ distribution: without a launcher a job is one plain process and Accelerate is no
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -106,6 +105,14 @@ def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
     import torch
 
     return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model's weights are (the CPU for a model without any, such as a test's stub)."""
+    import torch
+
+    first = next(model.parameters(), None)
+    return torch.device("cpu") if first is None else first.device
 
 
 def to_float32(tensor: torch.Tensor) -> torch.Tensor:
@@ -199,12 +206,3 @@ def start_processes(device_name: str) -> Processes:
         device=accelerator.device,
         accelerator=accelerator,
     )
-
-
-@contextmanager
-def compute(device: torch.device, precision: str) -> Iterator[None]:
-    """Inference in ``precision`` on ``device``: no gradients, autocast where asked."""
-    import torch
-
-    with torch.inference_mode(), autocast(device, precision):
-        yield

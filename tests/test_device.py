@@ -11,6 +11,7 @@ from engine.device import (
     autocast,
     check_precision,
     grad_scaler,
+    model_device,
     resolve_device,
     start_processes,
     to_float32,
@@ -145,6 +146,13 @@ def test_the_gradient_scaler_is_on_for_fp16_only() -> None:
     cpu = torch.device("cpu")
     assert not grad_scaler(cpu, "fp32").is_enabled()
     assert not grad_scaler(cpu, "bf16").is_enabled()
+
+
+def test_a_model_is_where_its_weights_are_and_a_weightless_stub_on_the_cpu() -> None:
+    assert model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    assert model_device(torch.nn.ReLU()) == torch.device("cpu")
+    with torch.device("meta"):
+        assert model_device(torch.nn.Linear(2, 2)) == torch.device("meta")
 
 
 # --- processes -----------------------------------------------------------------------------------
