@@ -287,6 +287,22 @@ async def test_a_training_run_opens_its_history(tmp_path: Path) -> None:
         assert "best epoch 2" in about and "accuracy 0.7800" in about
 
 
+async def test_the_palette_opens_a_training_run_as_its_history(tmp_path: Path) -> None:
+    db = build_training_run(build_small(tmp_path / "store.duckdb"))
+    app = EditlensApp(db)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_examples(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"training history")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.screen.query_one("#history", DataTable).row_count == 2
+        names = [type(s).__name__ for s in app.screen_stack]
+        assert "ExamplesScreen" not in names
+
+
 # -- 11. the model's top-k read without colour: each carries its rank ---------------------------
 
 

@@ -82,7 +82,8 @@ class EditlensApp(App[None]):
         self.poll_seconds = poll_seconds
         self.problem = ""
         self.handle: StoreHandle | None = None
-        self.run_choices: list[tuple[str, str, str]] = []  # (id, label, corpus/split), palette
+        # (id, label, corpus/split, kind) of every run, as the runs screen last read them
+        self.run_choices: list[tuple[str, str, str, str]] = []
         self._job: Any = None
         self._cancel_requested = False
         self._token: tuple[int, ...] = ()
@@ -115,6 +116,14 @@ class EditlensApp(App[None]):
         while not isinstance(self.screen, RunsScreen) and len(self.screen_stack) > 1:
             self.pop_screen()
         self.push_screen(ExamplesScreen(message.run, metric=self.metric, search=message.search))
+
+    def open_training(self, run: str) -> None:
+        """A training run has no examples: show its history, over the runs screen."""
+        from tui.screens.training import TrainingScreen
+
+        while not isinstance(self.screen, RunsScreen) and len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.push_screen(TrainingScreen(run))
 
     def watch_metric(self, metric: str) -> None:
         for screen in self.screen_stack:
@@ -295,12 +304,19 @@ class EditlensApp(App[None]):
                 f"Count an example as interpretable when its {metric} is true",
                 partial(self.set_metric, metric),
             )
-        for run, label, where in self.run_choices:
-            yield SystemCommand(
-                f"Open run: {label}",
-                f"{where} · {run}: browse its examples",
-                partial(self.post_message, OpenRun(run)),
-            )
+        for run, label, where, kind in self.run_choices:
+            if kind == "train":
+                yield SystemCommand(
+                    f"Training history: {label}",
+                    f"{where} · {run}: its epochs, losses and dev figures",
+                    partial(self.open_training, run),
+                )
+            else:
+                yield SystemCommand(
+                    f"Open run: {label}",
+                    f"{where} · {run}: browse its examples",
+                    partial(self.post_message, OpenRun(run)),
+                )
         if isinstance(screen, ExamplesScreen):
             for method, layer in screen.pairs():
                 name = method_label(method) + (f" layer {layer}" if layer else "")

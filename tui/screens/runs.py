@@ -143,7 +143,8 @@ class RunsScreen(ReportsFailures, Screen):
         self._runs = rows
         self._corpora = event.corpora
         self.app.run_choices = [
-            (row["id"], labels[row["id"]], f"{row['corpus']}/{row['split']}") for row in rows
+            (row["id"], labels[row["id"]], f"{row['corpus']}/{row['split']}", row["kind"])
+            for row in rows
         ]
         for row in rows:
             best = "–"
@@ -229,9 +230,7 @@ class RunsScreen(ReportsFailures, Screen):
     def _open(self, run: dict[str, Any], search: bool = False) -> None:
         """An evaluation opens its examples; a training run, its history."""
         if run["kind"] == "train":
-            from tui.screens.training import TrainingScreen
-
-            self.app.push_screen(TrainingScreen(run["id"]))
+            self.app.open_training(run["id"])
         else:
             self.post_message(OpenRun(run["id"], search=search))
 
