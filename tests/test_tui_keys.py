@@ -387,6 +387,23 @@ async def test_list_follows_the_example_stepped_to(db: Path) -> None:
         assert str(table.get_row_at(table.cursor_row)[0]) == stepped
 
 
+async def test_list_follows_the_example_onto_the_next_page(db: Path) -> None:
+    app = EditlensApp(db)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_examples(pilot)
+        screen.query_one("#table", DataTable).move_cursor(row=49)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("n", "n")
+        await settle(pilot)
+        assert app.screen.example == "s0052"
+        await pilot.press("escape")
+        await settle(pilot)
+        table = screen.query_one("#table", DataTable)
+        assert "rows 51–60 of 60" in status(screen)
+        assert str(table.get_row_at(table.cursor_row)[0]) == "s0052"
+
+
 async def test_runs_with_the_same_model_get_distinct_labels_at_80_columns(tmp_path: Path) -> None:
     from engine.store import Store
 
