@@ -544,3 +544,38 @@ async def test_a_failed_store_read_is_a_notification_not_a_crash(db: Path) -> No
         await settle(pilot)
         assert app.is_running and isinstance(app.screen, RunsScreen)
     assert notes == [f"{db}: the store is busy (writer: pid 42)"]
+
+
+async def test_an_empty_store_shows_its_runs_once_another_process_fills_it(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from engine.store import Store
+
+    db = tmp_path / "store.duckdb"
+    Store(db).close()
+    app = EditlensApp(db, poll_seconds=0.2)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ProblemScreen)
+        code = (
+            "import sys, pathlib, tui_fixture; tui_fixture.build_small(pathlib.Path(sys.argv[1]))"
+        )
+        writer = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            code,
+            str(db),
+            cwd=Path(__file__).parent,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, errors = await asyncio.wait_for(writer.communicate(), 60)
+        assert writer.returncode == 0, errors.decode()
+        for _ in range(50):
+            await pilot.pause(0.1)
+            await settle(pilot)
+            if isinstance(app.screen, RunsScreen):
+                break
+        await settle(pilot)
+        assert app.screen.query_one("#runs", DataTable).row_count == len(RUNS)

@@ -149,7 +149,11 @@ class EditlensApp(App[None]):
         self.reload()
 
     def reload(self) -> None:
-        """Every open screen reads the store again (`r`, or when the store changed)."""
+        """Every open screen reads the store again (`r`, or when the store changed); a store
+        that was empty when the TUI opened shows its runs once something fills it."""
+        if isinstance(self.screen, ProblemScreen) and self.handle is not None:
+            self.push_screen(RunsScreen())
+            return
         for screen in self.screen_stack:
             refresh = getattr(screen, "refresh_data", None)
             if refresh is not None:
