@@ -71,9 +71,9 @@ def evaluate(
     db: Path, spec: EvalSpec, reporter: Reporter | None = None, *, merge: bool = True
 ) -> EvalResult:
     """Predict, score and measure one model on one split; resumes a killed run of the same spec."""
+    spec.check()  # before importing torch: a bad option is refused in a blink
     from engine.evaluate import evaluate as run_evaluate
 
-    spec.check()
     reporter = reporter or Reporter()
     reporter.started(f"evaluate {spec.model} on {spec.corpus}/{spec.split}")
     result = run_evaluate(db, spec, merge=merge, on_progress=reporter.eval_progress)

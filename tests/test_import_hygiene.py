@@ -82,6 +82,24 @@ def test_every_help_page_loads_neither_torch_nor_textual() -> None:
     assert json.loads(result.stderr.strip().splitlines()[-1]) == []
 
 
+def test_an_evaluation_refused_for_its_options_loads_no_torch() -> None:
+    """Bad values are refused before the heavy imports, so the error comes at once."""
+    script = (
+        "import json, sys\n"
+        "from engine.cli import main\n"
+        "try:\n"
+        "    main(['evaluate', '--corpus', 'c', '--methods', ','])\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 1, done.code\n"
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
 @pytest.mark.slow  # six interpreter starts, three of them importing torch
 def test_editlens_help_starts_in_a_fraction_of_a_torch_import() -> None:
     """Timed against its baseline in the same run, so a busy machine slows both alike.
