@@ -3,7 +3,8 @@
 Every default comes from the spec dataclasses (``engine.specs``, ``StudySpec``, ``DemoSpec``),
 so it is declared once. Data never goes through Rich markup: both consoles have markup off and
 styled lines are built as ``Text``. ``main`` is the one place where exceptions become the
-one-line error a user sees.
+one-line error a user sees. Long only because each of its commands declares every option here
+(typer's way); the work itself is in ``engine.pipeline`` and the modules it calls.
 """
 
 from __future__ import annotations
