@@ -21,6 +21,16 @@ class Batch:
     word_of_token: torch.Tensor  # (batch, tokens), NO_WORD where no word
     words: int  # the widest sentence's seen words
 
+    def to(self, device: torch.device) -> Batch:
+        """The same batch with its tensors on ``device`` (itself when they are there already)."""
+        return Batch(
+            self.rows,
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.word_of_token.to(device),
+            self.words,
+        )
+
 
 def bucketed(
     lengths: Sequence[int], batch_size: int, rng: random.Random | None = None

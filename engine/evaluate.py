@@ -19,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from engine.corpus import SPLITS
+from engine.device import DEFAULT_PRECISION, check_precision, resolve_device
 from engine.errors import EditlensError
 from engine.evaluator import Evaluator
 from engine.metrics import Classification, classification
@@ -51,7 +52,11 @@ class EvalResult:
 
 def run_id_for(spec: EvalSpec) -> str:
     """Deterministic, so rerunning the same evaluation finds its staging store and resumes."""
-    digest = hashlib.sha1(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()[:8]
+    identity = asdict(spec)
+    del identity["device"]  # where it runs does not change what it computes
+    if spec.precision == DEFAULT_PRECISION:
+        del identity["precision"]  # fp32 runs keep the ids they had before precision existed
+    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     return f"eval-{slug(model_label(spec.model))}-{slug(spec.corpus)}-{spec.split}-{digest}"
 
 
@@ -72,6 +77,8 @@ def evaluate(
     if spec.split not in (*SPLITS, "all"):
         raise EditlensError(f"unknown split {spec.split!r}; use train, dev, test or all")
     splits = list(SPLITS) if spec.split == "all" else [spec.split]
+    device = resolve_device(spec.device)
+    check_precision(device, spec.precision)
     with Store(db, read_only=True) as main:
         if not main.has_corpus(spec.corpus):
             raise EditlensError(
@@ -100,7 +107,7 @@ def evaluate(
             staging.write_examples(spec.corpus, (pa.Table.from_batches([b]) for b in batches))
     started = datetime.now()
     with staging:
-        evaluator = Evaluator(spec, loaded, run_id)
+        evaluator = Evaluator(spec, loaded, run_id, device)
         resumed = staging.count_done(run_id)
         total = staging.count_examples(spec.corpus)  # the staging store holds just these
         done, clock = resumed, time.perf_counter()
@@ -122,7 +129,7 @@ def evaluate(
                 split=spec.split,
                 layers=loaded.layers,
                 heads=loaded.heads,
-                config=asdict(spec),
+                config={**asdict(spec), "device": str(device)},
                 metrics=asdict(figures),
                 started=started,
                 finished=datetime.now(),

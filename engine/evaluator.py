@@ -17,6 +17,7 @@ import torch
 from engine.align import Encoded, encode
 from engine.attribution import Inputs, build, cls_rows, token_to_word_matrix, word_scores
 from engine.batching import Batch, bucketed, collate
+from engine.device import autocast, to_float32
 from engine.faithfulness import class_probabilities, without_and_only
 from engine.metrics import aopc, aopc_sizes, faithfulness, plausibility_batch, rank_words
 from engine.models import LoadedModel, model_label
@@ -107,9 +108,12 @@ class _Ablation:
 class Evaluator:
     """Turns chunks of examples into rows of the run tables: forward, attribute, rows, faithfulness."""
 
-    def __init__(self, spec: EvalSpec, loaded: LoadedModel, run_id: str) -> None:
+    def __init__(
+        self, spec: EvalSpec, loaded: LoadedModel, run_id: str, device: torch.device | None = None
+    ) -> None:
         self.spec, self.loaded, self.run_id = spec, loaded, run_id
-        self.model = loaded.model.eval()
+        self.device = device or torch.device("cpu")
+        self.model = loaded.model.to(self.device).eval()
         self.pad_id = loaded.tokenizer.pad_token_id
         self.methods = build(spec.methods, spec)
         self.layers = sorted(spec.layers) or list(range(1, loaded.layers + 1))
@@ -122,12 +126,13 @@ class Evaluator:
         encoded = [e.encoded for e in examples]
         rows, ablations = _Rows(), []
         for members in bucketed([len(e.input_ids) for e in encoded], self.spec.batch_size):
-            batch = collate(encoded, members, self.pad_id)
+            batch = collate(encoded, members, self.pad_id).to(self.device)
             matrix = token_to_word_matrix(batch.word_of_token, batch.words)  # (b, tokens, words)
-            forward = self._forward(batch)
-            scored = self._attribute(batch, forward, matrix, [examples[r].id for r in members])
+            with autocast(self.device, self.spec.precision):
+                forward = self._forward(batch)
+                scored = self._attribute(batch, forward, matrix, [examples[r].id for r in members])
             heads = (
-                (cls_rows(forward.attentions) @ matrix.unsqueeze(1)).numpy()
+                to_float32(cls_rows(forward.attentions) @ matrix.unsqueeze(1)).numpy()
                 if forward.attentions
                 else None
             )  # (batch, layers, heads, words)
@@ -163,8 +168,11 @@ class Evaluator:
                 output_hidden_states=self.needs_hidden_states,
             )
         # Clones leave inference mode, so gradient methods may use them.
-        probabilities = out.logits.softmax(dim=-1).clone()
-        attentions = tuple(a.clone() for a in out.attentions) if self.needs_attentions else None
+        # float32 whatever the compute precision: methods and stored scores read these
+        probabilities = out.logits.float().softmax(dim=-1).clone()
+        attentions = (
+            tuple(a.float().clone() for a in out.attentions) if self.needs_attentions else None
+        )
         hidden = tuple(h.clone() for h in out.hidden_states) if self.needs_hidden_states else None
         return _Forward(probabilities, probabilities.argmax(dim=-1), attentions, hidden)
 
@@ -179,7 +187,7 @@ class Evaluator:
         scored = []
         for method in self.methods:
             # (batch, layers or 1, words)
-            words = word_scores(method, inputs, matrix, self.spec.aggregation).numpy()
+            words = to_float32(word_scores(method, inputs, matrix, self.spec.aggregation)).numpy()
             layers = self.layers if method.layered else [0]
             for layer in layers:
                 index = layer - 1 if method.layered else 0

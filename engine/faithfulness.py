@@ -9,6 +9,7 @@ import torch
 
 from engine.align import Encoded
 from engine.batching import bucketed, collate
+from engine.device import model_device
 
 
 def without_and_only(encoded: Encoded, words: set[int]) -> tuple[list[int], list[int]]:
@@ -32,11 +33,12 @@ def class_probabilities(
     """p(classes[i] | sequences[i]) for every sequence, in length-bucketed batches."""
     encoded = [Encoded(ids, [-1] * len(ids), 0, False) for ids in sequences]
     probabilities = np.zeros(len(sequences), dtype=np.float64)
-    chosen = torch.tensor(list(classes), dtype=torch.long)
+    device = model_device(model)
+    chosen = torch.tensor(list(classes), dtype=torch.long, device=device)
     with torch.inference_mode():
         for rows in bucketed([len(ids) for ids in sequences], batch_size):
-            batch = collate(encoded, rows, pad_id)
+            batch = collate(encoded, rows, pad_id).to(device)
             logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
             picked = logits.softmax(dim=-1).gather(1, chosen[rows].unsqueeze(1)).squeeze(1)
-            probabilities[rows] = picked.double().numpy()
+            probabilities[rows] = picked.double().cpu().numpy()
     return probabilities

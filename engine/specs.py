@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from engine.device import DEFAULT_DEVICE, DEFAULT_PRECISION
 from engine.errors import EditlensError
 from engine.models import DEFAULT_MODEL
 from engine.vocabulary import AGGREGATIONS, EXPLAINED_CLASSES, METHOD_NAMES
@@ -33,6 +34,8 @@ class EvalSpec:
     label: str | None = None  # the name runs are shown under; default from the model
     aggregation: str = "sum"  # a word's score from its subwords': sum | mean | max
     explain: str = "edit"  # the class gradient and perturbation methods explain: edit | pred
+    device: str = DEFAULT_DEVICE  # auto | cpu | cuda | cuda:N | mps; not part of the run id
+    precision: str = DEFAULT_PRECISION  # fp32 | bf16 | fp16 (autocast); scores stored as float32
 
     def check(self) -> None:
         """Refuse values no evaluation can run with, before a model or the store is opened."""

@@ -176,3 +176,49 @@ def test_a_numbered_gpu_under_several_processes_is_refused(
     with pytest.raises(EditlensError) as error:
         start_processes("cuda:1")
     one_line(error, "under 2 processes", "--device cuda or auto")
+
+
+# --- evaluation ----------------------------------------------------------------------------------
+
+
+def test_an_evaluation_run_is_the_same_on_any_device_but_not_in_any_precision() -> None:
+    import dataclasses
+
+    from engine.evaluate import run_id_for
+    from engine.specs import EvalSpec
+
+    spec = EvalSpec(corpus="c")
+    assert run_id_for(spec) == run_id_for(dataclasses.replace(spec, device="cuda:1"))
+    assert run_id_for(spec) != run_id_for(dataclasses.replace(spec, precision="bf16"))
+
+
+@pytest.mark.slow
+def test_a_bf16_evaluation_on_the_cpu_stores_float32_scores_close_to_fp32(tmp_path) -> None:
+    import dataclasses
+
+    import duckdb
+    from train_fixture import corpus, make_store, tiny_model
+
+    from engine.evaluate import evaluate
+    from engine.specs import EvalSpec
+
+    db = make_store(tmp_path / "store.duckdb", "tiny", corpus(train=8, dev=16))
+    model = tiny_model(tmp_path / "tiny-bert")
+    spec = EvalSpec(
+        corpus="tiny", model=str(model), split="dev", methods=("attention", "grad"),
+        faithfulness=False, device="cpu", max_length=32,
+    )  # fmt: skip
+    full = evaluate(db, spec).run_id
+    low = evaluate(db, dataclasses.replace(spec, precision="bf16")).run_id
+    with duckdb.connect(str(db), read_only=True) as con:
+        kinds = con.execute("SELECT typeof(scores) FROM scores LIMIT 1").fetchall()
+        pairs = con.execute(
+            "SELECT a.scores, b.scores FROM scores a JOIN scores b USING (example, method, layer)"
+            " WHERE a.run = ? AND b.run = ?",
+            [full, low],
+        ).fetchall()
+        config = con.execute("SELECT config->>'device' FROM runs WHERE id = ?", [low]).fetchall()
+    assert kinds == [("FLOAT[]",)] and config == [("cpu",)]
+    assert len(pairs) == 16 * 3  # attention at 2 layers, grad at one
+    differences = [abs(x - y) for a, b in pairs for x, y in zip(a, b, strict=True)]
+    assert 0 < max(differences) < 0.05  # computed in bf16, stored as float32, close to fp32

@@ -33,7 +33,8 @@ class Rollout(AttentionAttribution):
 
     def attribute(self, inputs: Inputs) -> torch.Tensor:
         first = inputs.attentions[0]
-        eye = torch.eye(first.shape[-1], dtype=first.dtype).expand(first.shape[0], -1, -1)
+        eye = torch.eye(first.shape[-1], dtype=first.dtype, device=first.device)
+        eye = eye.expand(first.shape[0], -1, -1)
         rolled = eye
         rows = []
         for layer in inputs.attentions:

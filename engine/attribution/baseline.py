@@ -31,7 +31,10 @@ class RandomRanking(Attribution):
             np.random.default_rng(_seed_of(self.seed, example_id)).random(words)
             for example_id in inputs.example_ids
         ]
-        return torch.tensor(np.stack(rows), dtype=torch.float32).unsqueeze(1)  # (batch, 1, words)
+        scores = torch.tensor(
+            np.stack(rows), dtype=torch.float32, device=inputs.batch.input_ids.device
+        )
+        return scores.unsqueeze(1)  # (batch, 1, words)
 
 
 def _seed_of(seed: int, example_id: str) -> int:

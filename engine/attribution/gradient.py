@@ -84,7 +84,8 @@ class IntegratedGradients(GradientAttribution):
         pad = model.get_input_embeddings().weight[model.config.pad_token_id].detach()
         on_words = (inputs.batch.word_of_token >= 0).unsqueeze(-1)  # (batch, tokens, 1)
         baseline = torch.where(on_words, pad.expand_as(embeddings), embeddings)
-        alphas = (torch.arange(self.steps, dtype=embeddings.dtype) + 0.5) / self.steps
+        alphas = torch.arange(self.steps, dtype=embeddings.dtype, device=embeddings.device)
+        alphas = (alphas + 0.5) / self.steps
         per_pass = max(1, IG_ROWS_PER_PASS // embeddings.shape[0])  # steps sharing one pass
         total = torch.zeros_like(embeddings)
         for group in alphas.split(per_pass):
@@ -116,7 +117,8 @@ class GradientRollout(GradientAttribution):
             chosen = out.logits.gather(1, inputs.target.unsqueeze(1)).sum()
             gradients = torch.autograd.grad(chosen, out.attentions)
         tokens = batch.input_ids.shape[1]
-        rolled = torch.eye(tokens).expand(len(batch.rows), -1, -1)  # (batch, tokens, tokens)
+        rolled = torch.eye(tokens, device=batch.input_ids.device)
+        rolled = rolled.expand(len(batch.rows), -1, -1)  # (batch, tokens, tokens)
         rows = []
         for attention, gradient in zip(out.attentions, gradients, strict=True):
             weighted = (gradient * attention.detach()).clamp(min=0).mean(dim=1)  # (b, t, t)

@@ -41,7 +41,7 @@ class Occlusion(PerturbationAttribution):
         pad_id = inputs.model.config.pad_token_id
         p = class_probabilities(inputs.model, sequences, classes, pad_id, self.rows_per_pass)
         full = {row: p[i] for i, (row, word) in enumerate(owners) if word < 0}
-        scores = torch.zeros(len(batch.rows), 1, batch.words)  # (batch, 1, words)
+        scores = torch.zeros(len(batch.rows), 1, batch.words, device=batch.input_ids.device)
         for i, (row, word) in enumerate(owners):
             if word >= 0:
                 scores[row, 0, word] = float(full[row] - p[i])

@@ -16,7 +16,9 @@ from engine.vocabulary import AGGREGATIONS
 def token_to_word_matrix(word_of_token: torch.Tensor, words: int) -> torch.Tensor:
     """One-hot (batch, tokens, words); rows of tokens outside every word are all zero."""
     inside = word_of_token >= 0  # (batch, tokens)
-    matrix = torch.zeros((*word_of_token.shape, words), dtype=torch.float32)
+    matrix = torch.zeros(
+        (*word_of_token.shape, words), dtype=torch.float32, device=word_of_token.device
+    )
     matrix.scatter_(2, word_of_token.clamp(min=0).unsqueeze(-1), inside.unsqueeze(-1).float())
     return matrix
 
