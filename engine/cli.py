@@ -402,6 +402,12 @@ def evaluate(
     label: Annotated[
         str | None, typer.Option(help="Name to show this model under.")
     ] = eval_default("label"),
+    device: Annotated[
+        str, typer.Option(help="auto | cpu | cuda | cuda:N | mps; auto takes the GPU if any.")
+    ] = eval_default("device"),
+    precision: Annotated[
+        Precision, typer.Option(help="Compute precision; scores are stored as float32.")
+    ] = eval_default("precision"),
     train_first: Annotated[
         bool, typer.Option("--train-first", help="Fine-tune the model on the corpus first.")
     ] = False,
@@ -434,7 +440,7 @@ def evaluate(
         methods=_names(methods) if methods is not None else eval_default("methods"),
         layers=_numbers("--layers", layers), limit=limit, batch_size=batch_size,
         max_length=max_length, ig_steps=ig_steps, faithfulness=faithfulness, seed=seed,
-        label=label,
+        label=label, device=device, precision=precision,
     )  # fmt: skip
     if events:
         from engine.jobs import EventReporter
@@ -445,8 +451,9 @@ def evaluate(
     with reporter:
         if train_first:
             training = pipeline.training_for(
-                spec, epochs=epochs, lr=lr, batch_size=train_batch_size, seed=train_seed
-            )
+                spec, epochs=epochs, lr=lr, batch_size=train_batch_size, seed=train_seed,
+                device=device, precision=precision,
+            )  # fmt: skip
             _, result = pipeline.train_then_evaluate(db, spec, training, reporter, merge=merge)
         else:
             result = pipeline.evaluate(db, spec, reporter, merge=merge)
