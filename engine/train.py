@@ -359,6 +359,7 @@ def _chunks(source: _Source, rows: int) -> Iterator[dict[str, list[Any]]]:
         source.corpus, splits=[source.split], limit=source.limit, rows=rows
     )
     for page in pages:
+        reader.close()  # DuckDB's cache of the pages read so far goes: it would grow to its cap
         yield _columns(page)
 
 
