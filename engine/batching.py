@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from engine.align import NO_WORD, Encoded
+from engine.errors import EditlensError
 
 
 @dataclass
@@ -33,16 +35,58 @@ class Batch:
 
 
 def bucketed(
-    lengths: Sequence[int], batch_size: int, rng: random.Random | None = None
+    lengths: Sequence[int],
+    batch_size: int,
+    rng: random.Random | None = None,
+    keys: Sequence[str] | None = None,
 ) -> list[list[int]]:
-    """Indices grouped by length; with ``rng`` the batches come in shuffled order (training)."""
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    """Indices grouped by length; with ``rng`` the batches come in shuffled order (training).
+
+    Rows with equal ``keys`` (a sentence and its edited twin) stay in one batch, so each step's
+    gradient sees the minimal pair's contrast. Groups of one size are batched among themselves,
+    ``batch_size // size`` groups a batch, so the number of batches depends only on the group
+    sizes (``batch_count``), never on the lengths or the shuffle: a resumed run can count the
+    steps of a chunk without encoding it. Without ``keys`` every row is its own group and the
+    batches are the ones this function always gave.
+    """
+    groups = _groups(len(lengths), keys)
+    size = [max(lengths[i] for i in group) for group in groups]
+    order = sorted(range(len(groups)), key=lambda g: (size[g], groups[g][0]))
     if rng is not None:  # shuffle within equal lengths too, so epochs differ
-        order = sorted(order, key=lambda i: (lengths[i], rng.random()))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        order = sorted(order, key=lambda g: (size[g], rng.random()))
+    batches: list[list[int]] = []
+    for members in sorted({len(group) for group in groups}):
+        same = [groups[g] for g in order if len(groups[g]) == members]
+        per_batch = _per_batch(members, batch_size)
+        for start in range(0, len(same), per_batch):
+            batches.append([i for group in same[start : start + per_batch] for i in group])
     if rng is not None:
         rng.shuffle(batches)
     return batches
+
+
+def batch_count(keys: Sequence[str] | None, rows: int, batch_size: int) -> int:
+    """How many batches ``bucketed`` makes of ``rows`` rows with these ``keys``."""
+    sizes = Counter(len(group) for group in _groups(rows, keys))
+    return sum(-(-n // _per_batch(members, batch_size)) for members, n in sizes.items())
+
+
+def _per_batch(members: int, batch_size: int) -> int:
+    if members > batch_size:
+        raise EditlensError(
+            f"{members} rows share a key but a batch holds {batch_size}; raise the batch size"
+        )
+    return batch_size // members
+
+
+def _groups(rows: int, keys: Sequence[str] | None) -> list[list[int]]:
+    """Rows that must share a batch, in order of their first row; one row each without keys."""
+    if keys is None:
+        return [[i] for i in range(rows)]
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
 
 
 def collate(
