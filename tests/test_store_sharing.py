@@ -193,6 +193,20 @@ def test_a_reader_in_the_publishing_process_does_not_block_its_own_publish(
         assert [r.id for r in store.runs()] == [RUN_ID, NEW_RUN]
 
 
+def test_a_writer_after_a_reader_of_its_own_process_opens_without_saying_it_waits(
+    db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staging = tmp_path / "staging.duckdb"
+    write_staging(staging, NEW_RUN)
+    reader = StoreReader(db)
+    assert [r.id for r in reader.runs()] == [RUN_ID]  # its connection stays warm
+    start = time.monotonic()
+    publish_run(db, staging, NEW_RUN)
+    assert time.monotonic() - start < 5
+    assert "waiting" not in capsys.readouterr().err  # the reader let go at once: nothing to say
+    assert [r.id for r in reader.runs()] == [RUN_ID, NEW_RUN]
+
+
 def test_the_mark_of_a_writer_that_was_killed_while_waiting_is_ignored_and_cleared(
     db: Path,
 ) -> None:

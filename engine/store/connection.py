@@ -30,6 +30,10 @@ from engine.errors import EditlensError
 MEMORY_LIMIT = os.environ.get("EDITLENS_MEMORY_LIMIT", "512MB")
 WAIT_SECONDS = float(os.environ.get("EDITLENS_STORE_WAIT", "30"))
 _RETRY_SECONDS = (0.02, 0.1)  # between tries: short, jittered, so two waiters do not collide
+# A reader of this same process lets go within ~50 ms of a writer's wait: say nothing unless
+# that takes longer than this (a job reading then publishing would otherwise always say it waits).
+_SAME_PROCESS = "another connection of this process"
+_QUIET_SECONDS = 1.0
 
 Notice = Callable[[str], None]
 
@@ -57,7 +61,8 @@ def connect(
     between queries let go of it; a reader does not reopen while a writer waits.
     """
     wait = WAIT_SECONDS if wait is None else wait
-    deadline = time.monotonic() + wait
+    started = time.monotonic()
+    deadline = started + wait
     said, announced = False, False
     try:
         while True:
@@ -83,7 +88,8 @@ def connect(
             if not read_only and not announced:
                 _announce(path)
                 announced = True
-            if not said and notice is not None:
+            quiet = holder == _SAME_PROCESS and time.monotonic() - started < _QUIET_SECONDS
+            if not said and not quiet and notice is not None:
                 notice(f"{path}: in use by {holder}; waiting up to {wait:.0f} s")
                 said = True
             time.sleep(random.uniform(*_RETRY_SECONDS))
@@ -162,7 +168,7 @@ def lock_holder(error: Exception) -> str | None:
     another configuration in this process (a reader, while this thread wants to write) counts."""
     message = str(error)
     if "different configuration" in message:
-        return "another connection of this process"
+        return _SAME_PROCESS
     if not re.search(r"\block\b", message, re.IGNORECASE):  # "block": a corrupt file, no lock
         return None
     found = re.search(r"\(PID (\d+)\)", message)
