@@ -28,7 +28,7 @@ from engine.specs import EvalSpec, default
 from engine.store import DEFAULT_DB, Store
 from engine.study import StudySpec
 from engine.text import inert
-from engine.train import TrainSpec
+from engine.train import SELECT_ON, TrainSpec
 from engine.vocabulary import HEADLINE_METRIC, METRIC_NAMES
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ EvalSplit = Literal[(*SPLITS, "all")]  # type: ignore[valid-type]
 Split = Literal[SPLITS]  # type: ignore[valid-type]
 Metric = Literal[METRIC_NAMES]  # type: ignore[valid-type]
 Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
+SelectOn = Literal[SELECT_ON]  # type: ignore[valid-type]
 
 
 def train_default(name: str) -> Any:
@@ -348,6 +349,12 @@ def train(
     checkpoint_every: Annotated[
         int, typer.Option(min=0, help="Optimizer steps between checkpoints (0: epoch ends only).")
     ] = train_default("checkpoint_every"),
+    pair_batches: Annotated[
+        bool, typer.Option(help="Keep a sentence and its edited twin in one training batch.")
+    ] = train_default("pair_batches"),
+    select: Annotated[
+        SelectOn, typer.Option(help="Dev figure that picks the epoch kept as the checkpoint.")
+    ] = train_default("select"),
     out_dir: Annotated[Path | None, typer.Option("--out", help="Checkpoint directory.")] = None,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
@@ -362,6 +369,7 @@ def train(
         corpus=corpus, model=model, epochs=epochs, lr=lr, batch_size=batch_size,
         max_length=max_length, seed=seed, patience=patience, limit=limit, out=out_dir,
         device=device, precision=precision, checkpoint_every=checkpoint_every,
+        pair_batches=pair_batches, select=select,
     )  # fmt: skip
     with ConsoleReporter() as reporter:
         result = pipeline.train(db, spec, reporter)

@@ -60,6 +60,11 @@ def tokenize_words(text: str) -> tuple[list[str], list[int], list[int]]:
     return words, starts, ends
 
 
+def pair_key(example_id: str) -> str:
+    """The minimal pair an example belongs to: its id without the edited twin's suffix."""
+    return example_id.removesuffix(EDITED_SUFFIX)
+
+
 def unedited(example_id: str, text: str) -> Example:
     """A sentence that needs no edit (the after-editing half of a minimal pair)."""
     words, starts, ends = tokenize_words(text)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from engine.aesw import read_aesw
-from engine.corpus import EDIT_KINDS, EDITED_SUFFIX, SPLITS, Example, assign_split
+from engine.corpus import EDIT_KINDS, EDITED_SUFFIX, SPLITS, Example, assign_split, pair_key
 from engine.errors import EditlensError
 from engine.released import Skipped, kind_from_name, read_released
 from engine.sources import check_readable, open_source
@@ -120,8 +120,7 @@ def ingest(
 
 def _place(example: Example, split: str | None) -> Example:
     """Both members of a minimal pair share a split: the hash is of the original sentence's id."""
-    key = example.id.removesuffix(EDITED_SUFFIX)
-    return dataclasses.replace(example, split=split or assign_split(key))
+    return dataclasses.replace(example, split=split or assign_split(pair_key(example.id)))
 
 
 def _count(summary: IngestSummary, examples: list[Example]) -> None:

@@ -3,8 +3,8 @@
 The train split streams from the store in chunks of ``CHUNK_EXAMPLES`` (id order), each encoded
 and cut into shuffled length buckets on its own, so memory does not grow with the corpus. State
 lives in ``<out>/last/`` (model, optimizer, scheduler, RNG states, the position in the epoch)
-after every epoch and every ``checkpoint_every`` optimizer steps, and the best epoch by dev loss
-in ``<out>/best/``; both are written to a temporary directory and renamed into place, so a kill
+after every epoch and every ``checkpoint_every`` optimizer steps, and the best epoch (by dev loss,
+or by dev accuracy: ``TrainSpec.select``) in ``<out>/best/``; both are written to a temporary directory and renamed into place, so a kill
 (even ``kill -9``) loses at most ``checkpoint_every`` steps and the resumed run takes the same
 steps as an uninterrupted one. The run reaches the store only when training is over, through a
 staging file merged in one transaction.
@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.corpus import EDITED_SUFFIX, pair_key
 from engine.device import DEFAULT_DEVICE, DEFAULT_PRECISION
 from engine.errors import EditlensError
 from engine.models import model_label, slug
@@ -54,6 +55,10 @@ CHUNK_EXAMPLES = 8192  # examples read, encoded and bucketed at a time: bounds t
 TIMING_KEYS = ("examples_per_s", "seconds")  # history keys that differ between equal runs
 # Settings that change where or how often, not what is computed: not part of a run's identity.
 NOT_IDENTITY = ("out", "device", "checkpoint_every")
+# Settings added after runs were recorded: left out of the identity at their default, so those
+# runs keep their ids.
+LATER_SETTINGS = ("precision", "pair_batches", "select")
+SELECT_ON = ("dev_loss", "dev_accuracy")  # what picks the epoch kept in best/
 
 
 @dataclass(frozen=True)
@@ -67,7 +72,7 @@ class TrainSpec:
     batch_size: int = 16  # the global batch, whatever the number of processes
     max_length: int = 128
     seed: int = 13
-    patience: int = 2  # epochs without a lower dev loss before stopping (0 behaves as 1)
+    patience: int = 2  # epochs without a better ``select`` figure before stopping (0 acts as 1)
     warmup: float = 0.1  # share of steps with linear warm-up, then linear decay to 0
     out: Path | None = None  # checkpoint directory; default: <db dir>/checkpoints/<run id>
     limit: int | None = None  # cap on training examples (and on dev examples), first by id
@@ -75,6 +80,13 @@ class TrainSpec:
     device: str = DEFAULT_DEVICE  # auto | cpu | cuda | cuda:N | mps
     precision: str = DEFAULT_PRECISION  # fp32 | bf16 | fp16 (autocast; fp16 with loss scaling)
     checkpoint_every: int = 500  # optimizer steps between mid-epoch checkpoints (0: epochs only)
+    pair_batches: bool = False  # a sentence and its edited twin always in one training batch
+    # The epoch kept in best/. dev_accuracy: on aesw-deleted (lr 2e-4, 4 epochs, decay to 0) dev
+    # loss was lowest at epoch 3 (acc 0.746) while epoch 4 reached 0.757 -- the model grows
+    # over-confident on the pairs it gets wrong -- so the lowest loss kept the worse model. Ties
+    # go to the later epoch, which the decaying schedule has settled. dev_loss stays the default
+    # so existing runs (and the demo's figures) do not change.
+    select: str = "dev_loss"
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,7 @@ class _Split:
 
     encoded: list[Encoded]
     labels: torch.Tensor  # (examples,) long, 1 = needs edit
+    keys: list[str] | None  # each example's minimal pair when pairs share a batch, else None
 
     @property
     def lengths(self) -> list[int]:
@@ -124,6 +137,8 @@ class _Source:
     split: str
     limit: int | None
     examples: int
+    pairs: bool = False  # a chunk never splits a minimal pair (training with pair batches)
+    steps: int = 0  # batches of an epoch (train split)
 
 
 # --- identity ------------------------------------------------------------------------------------
@@ -139,13 +154,15 @@ def spec_config(spec: TrainSpec) -> dict[str, Any]:
 def _identity(spec: TrainSpec) -> dict[str, Any]:
     """What makes two runs the same run: everything that changes the weights.
 
-    fp32 is left out, so runs trained before precision was a setting keep their ids.
+    Later settings at their default are left out, so runs trained before them keep their ids.
     """
     identity = spec_config(spec)
     for key in NOT_IDENTITY:
         del identity[key]
-    if spec.precision == DEFAULT_PRECISION:
-        del identity["precision"]
+    defaults = TrainSpec(corpus=spec.corpus)
+    for key in LATER_SETTINGS:
+        if getattr(spec, key) == getattr(defaults, key):
+            del identity[key]
     return identity
 
 
@@ -216,7 +233,7 @@ def train(
     model = loaded.model.to(procs.device)
     pad_id = int(loaded.tokenizer.pad_token_id)
 
-    steps_per_epoch = -(-train_source.examples // spec.batch_size)
+    steps_per_epoch = train_source.steps
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr)
     scheduler = _linear_schedule(optimizer, spec.warmup, spec.epochs * steps_per_epoch)
     scaler = grad_scaler(procs.device, spec.precision)
@@ -237,8 +254,7 @@ def train(
         row.update(dev_loss=dev_loss, **{f"dev_{k}": v for k, v in dev.items()})
         state["history"].append(row)
         state.update(epoch=epoch, step=0, loss_sum=0.0, seen=0)
-        best = state["best_dev_loss"]
-        if best is None or dev_loss < best:
+        if _improves(row, state, spec.select):
             state.update(best_dev_loss=dev_loss, best_epoch=epoch, bad_epochs=0)
             meta = _meta(spec, run_id, epoch, dev_loss, dev)
             if procs.main:
@@ -252,6 +268,16 @@ def train(
         _publish(db, out, spec, (loaded.layers, loaded.heads), state, merge)
     procs.barrier()
     return _result(out, state, resumed_from, resumed_step)
+
+
+def _improves(row: dict[str, Any], state: dict[str, Any], select: str) -> bool:
+    """Whether this epoch's dev figures beat the best epoch's so far (``TrainSpec.select``)."""
+    if not state["best_epoch"]:
+        return True
+    best = state["history"][state["best_epoch"] - 1]
+    if select == "dev_accuracy":
+        return row["dev_accuracy"] >= best["dev_accuracy"]
+    return row["dev_loss"] < best["dev_loss"]
 
 
 def _fresh_state(spec: TrainSpec, run_id: str) -> dict[str, Any]:
@@ -298,6 +324,14 @@ def _check_spec(spec: TrainSpec) -> None:
             spec.checkpoint_every < 0,
             f"checkpoint-every counts steps, 0 or more (got {spec.checkpoint_every})",
         ),
+        (
+            spec.select not in SELECT_ON,
+            f"select is one of {', '.join(SELECT_ON)} (got {spec.select!r})",
+        ),
+        (
+            spec.pair_batches and spec.batch_size < 2,
+            f"pair batches need a batch size of 2 or more (got {spec.batch_size})",
+        ),
     ]
     for bad, message in problems:
         if bad:
@@ -307,8 +341,10 @@ def _check_spec(spec: TrainSpec) -> None:
 def _sources(db: Path, spec: TrainSpec) -> tuple[_Source, _Source]:
     """The train and dev splits as streams, after the checks that need the data.
 
-    Reads the train labels once, page by page as training will, to refuse a one-class split.
+    Reads the train split once, chunk by chunk as training will, to refuse a one-class split
+    and to count the steps of an epoch.
     """
+    from engine.batching import batch_count
     from engine.store import Store
 
     with Store(db, read_only=True) as store:
@@ -319,9 +355,11 @@ def _sources(db: Path, spec: TrainSpec) -> tuple[_Source, _Source]:
                 "ingest it first or check the name"
             )
         dev = store.count_examples(spec.corpus, ["dev"])
-    train = _Source(db, spec.corpus, "train", spec.limit, examples=0)
+    train = _Source(db, spec.corpus, "train", spec.limit, examples=0, pairs=spec.pair_batches)
     counts = [0, 0]  # unedited, needs edit
-    for columns in _chunks(train, CHUNK_EXAMPLES):
+    steps = 0
+    for columns in _chunks(train, _chunk_rows(spec.batch_size)):
+        steps += batch_count(columns["key"], len(columns["label"]), spec.batch_size)
         needs_edit = sum(columns["label"])
         counts[1] += needs_edit
         counts[0] += len(columns["label"]) - needs_edit
@@ -344,27 +382,72 @@ def _sources(db: Path, spec: TrainSpec) -> tuple[_Source, _Source]:
         )
     dev = dev if spec.limit is None else min(dev, spec.limit)
     return (
-        dataclasses.replace(train, examples=sum(counts)),
+        dataclasses.replace(train, examples=sum(counts), steps=steps),
         _Source(db, spec.corpus, "dev", spec.limit, dev),
     )
 
 
 def _chunks(source: _Source, rows: int) -> Iterator[dict[str, list[Any]]]:
     """The split in id order, ``rows`` examples at a time (the last chunk may be shorter);
-    the store is held only while a chunk is read, so others may write during an epoch."""
+    the store is held only while a chunk is read, so others may write during an epoch.
+
+    With ``source.pairs`` each chunk's ``key`` column names its examples' minimal pairs, and a
+    pair cut by a page boundary is held back whole for the next chunk (``_split_pairs``).
+    """
     from engine.store import StoreReader
 
     reader = StoreReader(source.db)
     pages = reader.example_pages(
         source.corpus, splits=[source.split], limit=source.limit, rows=rows
     )
+    held: dict[str, list[Any]] | None = None
     for page in pages:
         reader.close()  # DuckDB's cache of the pages read so far goes: it would grow to its cap
-        yield _columns(page)
+        columns = _columns(page, source.pairs)
+        if not source.pairs:
+            yield columns
+            continue
+        if held is not None:
+            columns = {name: held[name] + values for name, values in columns.items()}
+        columns, held = _split_pairs(columns)
+        if columns["label"]:
+            yield columns
+    reader.close()  # the query that found no further page opened it again
+    if held is not None and held["label"]:
+        yield held
 
 
-def _columns(table: pa.Table) -> dict[str, list[Any]]:
-    return {name: table.column(name).to_pylist() for name in ("text", "starts", "ends", "label")}
+def _split_pairs(
+    columns: dict[str, list[Any]],
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
+    """A page cut before its first original whose twin may be on the next page, and the rest.
+
+    Ids come sorted and an edited twin's id extends its original's, so the twin of ``x`` can
+    only be missing from a page ending at ``last`` when ``x + "/edited" > last``; the rest is a
+    tail, so the cut keeps id order.
+    """
+    ids, keys, last = columns["id"], columns["key"], columns["id"][-1]
+    present = set(ids)
+    cut = next(
+        (
+            i
+            for i, (id_, key) in enumerate(zip(ids, keys, strict=True))
+            if id_ == key and id_ + EDITED_SUFFIX not in present and id_ + EDITED_SUFFIX > last
+        ),
+        len(ids),
+    )
+    return (
+        {name: values[:cut] for name, values in columns.items()},
+        {name: values[cut:] for name, values in columns.items()},
+    )
+
+
+def _columns(table: pa.Table, pairs: bool) -> dict[str, list[Any]]:
+    columns = {
+        name: table.column(name).to_pylist() for name in ("id", "text", "starts", "ends", "label")
+    }
+    columns["key"] = [pair_key(i) for i in columns["id"]] if pairs else None
+    return columns
 
 
 def _chunk_rows(batch_size: int) -> int:
@@ -389,7 +472,7 @@ def _encode(loaded: LoadedModel, columns: dict[str, list[Any]], max_length: int)
     encoded = encode(
         loaded.tokenizer, columns["text"], columns["starts"], columns["ends"], max_length
     )
-    return _Split(encoded, torch.tensor(columns["label"], dtype=torch.long))
+    return _Split(encoded, torch.tensor(columns["label"], dtype=torch.long), columns["key"])
 
 
 def _linear_schedule(
@@ -438,7 +521,7 @@ class _Trainer:
         """One pass over the train split from ``state["step"]``; timing covers only the steps."""
         spec = self.spec
         self.model.train()
-        steps = -(-source.examples // spec.batch_size)
+        steps = source.steps
         loss_sum, seen = float(state.get("loss_sum", 0.0)), int(state.get("seen", 0))
         timed, started = 0, time.perf_counter()
         for step, data, rows in self._batches(source, epoch, int(state.get("step", 0))):
@@ -470,16 +553,17 @@ class _Trainer:
         self, source: _Source, epoch: int, start_step: int
     ) -> Iterator[tuple[int, _Split, list[int]]]:
         """(step, chunk, rows) of an epoch from ``start_step`` on; skipped chunks are not encoded."""
-        from engine.batching import bucketed
+        from engine.batching import batch_count, bucketed
 
         size, step = self.spec.batch_size, 0
         for chunk, columns in enumerate(_chunks(source, _chunk_rows(size))):
-            chunk_steps = -(-len(columns["label"]) // size)
+            chunk_steps = batch_count(columns["key"], len(columns["label"]), size)
             if step + chunk_steps <= start_step:
                 step += chunk_steps
                 continue
             data = _encode(self.loaded, columns, self.spec.max_length)
-            for rows in bucketed(data.lengths, size, rng=_chunk_rng(self.spec.seed, epoch, chunk)):
+            rng = _chunk_rng(self.spec.seed, epoch, chunk)
+            for rows in bucketed(data.lengths, size, rng, data.keys):
                 step += 1
                 if step > start_step:
                     yield step, data, rows

@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from train_fixture import corpus, make_store
+from train_fixture import corpus, make_store, sentence
 
-from engine.corpus import PLACEHOLDERS
+from engine.corpus import EDITED_SUFFIX, PLACEHOLDERS, Example, pair_key
 from engine.errors import EditlensError
 from engine.store import Store
 from engine.train import (
@@ -22,7 +22,10 @@ from engine.train import (
     TrainResult,
     TrainSpec,
     _atomic_dir,
+    _chunks,
+    _improves,
     _recover,
+    _Source,
     comparable,
     run_id_for,
     train,
@@ -241,6 +244,8 @@ def test_a_corpus_without_dev_examples_is_refused(tmp_path: Path) -> None:
         ({"device": "tpu"}, "device 'tpu': use one of"),
         ({"device": "cpu", "precision": "fp16"}, "fp16 needs a GPU"),
         ({"precision": "fp8"}, "precision 'fp8'"),
+        ({"select": "dev_f2"}, "select is one of dev_loss, dev_accuracy"),
+        ({"pair_batches": True, "batch_size": 1}, "pair batches need a batch size of 2"),
     ],
 )
 def test_impossible_settings_are_refused(db: Path, change: dict, message: str) -> None:
@@ -266,6 +271,37 @@ def test_precision_is_part_of_the_run_but_device_and_checkpoint_interval_are_not
     assert run_id_for(spec) == "train-minilm-c-059804d3"
 
 
+def test_pair_batches_and_selection_change_the_run_only_when_they_are_not_the_default() -> None:
+    spec = TrainSpec(corpus="c")
+    explicit = dataclasses.replace(spec, pair_batches=False, select="dev_loss")
+    assert run_id_for(explicit) == "train-minilm-c-059804d3"  # the id before these settings
+    assert run_id_for(dataclasses.replace(spec, pair_batches=True)) != run_id_for(spec)
+    assert run_id_for(dataclasses.replace(spec, select="dev_accuracy")) != run_id_for(spec)
+
+
+def epochs(*figures: tuple[float, float]) -> dict:
+    """A training state after these epochs' (dev loss, dev accuracy), best epoch still unset."""
+    history = [{"dev_loss": loss, "dev_accuracy": acc} for loss, acc in figures]
+    return {"history": history, "best_epoch": 0}
+
+
+def best_epoch(select: str, *figures: tuple[float, float]) -> int:
+    state = epochs(*figures)
+    for epoch, row in enumerate(state["history"], 1):
+        if _improves(row, state, select):
+            state["best_epoch"] = epoch
+    return state["best_epoch"]
+
+
+def test_the_kept_epoch_has_the_lowest_dev_loss_or_the_highest_dev_accuracy() -> None:
+    # recipe run r4 on aesw-deleted: loss lowest at epoch 3, accuracy highest at epoch 4
+    r4 = [(0.5599, 0.719), (0.5553, 0.721), (0.5325, 0.746), (0.5447, 0.757)]
+    assert best_epoch("dev_loss", *r4) == 3
+    assert best_epoch("dev_accuracy", *r4) == 4
+    # equal accuracy: the later epoch, which the decaying schedule has settled
+    assert best_epoch("dev_accuracy", (0.6, 0.70), (0.5, 0.75), (0.55, 0.75)) == 3
+
+
 def test_a_checkpoint_directory_of_another_spec_is_refused(db: Path, tmp_path: Path) -> None:
     out = tmp_path / "ckpt"
     (out / LAST).mkdir(parents=True)
@@ -289,6 +325,43 @@ def test_a_split_streams_in_id_order_a_page_at_a_time_up_to_its_limit(
     ids = [i for page in pages for i in page.column("id").to_pylist()]
     assert ids == [f"{i:04d}" for i in range(sum(sizes))]  # the train split is ids 0..47
     assert {s for page in pages for s in page.column("split").to_pylist()} == {"train"}
+
+
+def pairs(ids: list[str], split: str = "train") -> list[Example]:
+    """Each id as a sentence that needs an edit, followed by its edited twin."""
+    examples = []
+    for n, id_ in enumerate(ids):
+        for twin, doubled in (("", True), (EDITED_SUFFIX, False)):
+            example = dataclasses.replace(sentence(n, doubled), id=id_ + twin, split=split)
+            examples.append(example)
+    return examples
+
+
+# "5.1.2" sorts between "5.1" and "5.1/edited" ('.' < '/'): a pair need not be adjacent
+PAIR_IDS = ["1", "2", "5.1", "5.1.2", "5.10", "7", "8", "9"]
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 16])
+def test_streamed_chunks_never_split_a_minimal_pair(tmp_path: Path, rows: int) -> None:
+    lone = [dataclasses.replace(sentence(99, False), id="6", split="train")]  # no twin
+    db = make_store(tmp_path / "store.duckdb", "pairs", pairs(PAIR_IDS) + lone)
+    source = _Source(db, "pairs", "train", None, examples=0, pairs=True)
+    chunks = list(_chunks(source, rows))
+    ids = [i for chunk in chunks for i in chunk["id"]]
+    assert ids == sorted(ids) and len(ids) == 17  # every row once, in id order
+    for chunk in chunks:
+        assert chunk["key"] == [pair_key(i) for i in chunk["id"]]
+        for key in set(chunk["key"]) - {"6"}:
+            assert chunk["key"].count(key) == 2
+    if rows == 16:
+        assert [len(chunk["id"]) for chunk in chunks] == [15, 2]  # "9" waits for its twin
+
+
+def test_without_pair_batches_chunks_are_the_store_pages(tmp_path: Path) -> None:
+    db = make_store(tmp_path / "store.duckdb", "pairs", pairs(PAIR_IDS))
+    chunks = list(_chunks(_Source(db, "pairs", "train", None, examples=0), 3))
+    assert [len(chunk["id"]) for chunk in chunks] == [3, 3, 3, 3, 3, 1]
+    assert all(chunk["key"] is None for chunk in chunks)
 
 
 def test_chunks_are_whole_batches_and_their_shuffles_do_not_depend_on_each_other() -> None:
@@ -416,6 +489,48 @@ def test_a_run_killed_mid_epoch_resumes_at_its_last_checkpoint_with_the_same_los
     # with the same losses (weights, AdamW moments, schedule, dropout RNG, data position).
     assert killed[:3] + resumed == uninterrupted
     assert again["history"] == done["history"]
+
+
+@pytest.mark.slow
+def test_pair_batches_train_every_pair_in_one_batch_and_count_their_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from train_fixture import tiny_model
+
+    import engine.batching
+
+    train_ids = [f"{i:03d}" for i in range(20)]
+    examples = pairs(train_ids) + pairs(["900", "901", "902", "903"], split="dev")
+    examples.append(dataclasses.replace(sentence(50, False), id="050", split="train"))  # lone
+    db = make_store(tmp_path / "store.duckdb", "pairs", examples)
+    seen: list[list[str]] = []  # every training batch, as its rows' keys
+
+    bucketed = engine.batching.bucketed
+
+    def recording(
+        lengths: list[int], size: int, rng: random.Random | None = None, keys: list | None = None
+    ) -> list[list[int]]:
+        batches = bucketed(lengths, size, rng, keys)
+        if rng is not None and keys is not None:
+            seen.extend([keys[i] for i in rows] for rows in batches)
+        return batches
+
+    monkeypatch.setattr(engine.batching, "bucketed", recording)
+    progress: list[TrainProgress] = []
+    spec = TrainSpec(
+        corpus="pairs", model=str(tiny_model(tmp_path / "tiny-bert")), epochs=2, batch_size=6,
+        max_length=32, lr=1e-3, device="cpu", pair_batches=True, select="dev_accuracy",
+        out=tmp_path / "ckpt",
+    )  # fmt: skip
+    result = train(db, spec, progress.append)
+    assert len(seen) == 16 and all(len(rows) <= 6 for rows in seen)
+    for rows in seen:
+        assert all(rows.count(key) == 2 for key in set(rows) - {"050"})
+    # 20 pairs, 3 a batch: 7 batches, and the lone sentence its own: 8 steps, not ceil(41/6) = 7
+    assert [p.step for p in progress] == [*range(1, 9)] * 2
+    assert {p.steps for p in progress} == {8}
+    accuracies = [row["dev_accuracy"] for row in result.history]
+    assert result.best_epoch == max(e for e, a in enumerate(accuracies, 1) if a == max(accuracies))
 
 
 @pytest.mark.slow
