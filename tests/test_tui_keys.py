@@ -213,6 +213,19 @@ async def test_ctrl_s_in_the_evaluate_form_does_not_start_a_job(db: Path) -> Non
         assert type(app.screen).__name__ == "EvaluateScreen"
 
 
+async def test_the_evaluate_form_fine_tunes_for_as_many_epochs_as_the_cli(db: Path) -> None:
+    from textual.widgets import Input
+
+    from engine.train import TrainSpec
+
+    app = job_app(db, [])
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        assert app.screen.query_one("#epochs", Input).value == str(TrainSpec.epochs)
+
+
 async def test_job_progress_shows_on_the_examples_screen_with_its_pace(db: Path) -> None:
     jobs: list[SlowJob] = []
     app = job_app(db, jobs)

@@ -11,6 +11,7 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
+from engine.jobs import JobSpec
 from tui.text import literal
 
 SPLITS = ("test", "dev", "train")
@@ -78,7 +79,7 @@ class EvaluateScreen(ModalScreen[dict[str, Any] | None]):
                 yield Label("fine-tune")
                 yield Checkbox("train first", id="train", compact=True)
                 yield Label("epochs")
-                yield Input("1", id="epochs", type="integer", compact=True)
+                yield Input(str(JobSpec.epochs), id="epochs", type="integer", compact=True)
             yield Label("", id="error")
             with Horizontal():
                 yield Button("Start (ctrl+r)", variant="primary", id="start")
