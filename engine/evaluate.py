@@ -53,7 +53,10 @@ class EvalResult:
 def run_id_for(spec: EvalSpec) -> str:
     """Deterministic, so rerunning the same evaluation finds its staging store and resumes."""
     identity = asdict(spec)
-    del identity["device"]  # where it runs does not change what it computes
+    # Where it runs, how many rows share a pass and what it is called do not change what it
+    # computes: changing them reuses the run instead of recomputing it.
+    for name in ("device", "batch_size", "label"):
+        del identity[name]
     if spec.precision == DEFAULT_PRECISION:
         del identity["precision"]  # fp32 runs keep the ids they had before precision existed
     digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
@@ -111,12 +114,16 @@ def evaluate(
         resumed = staging.count_done(run_id)
         total = staging.count_examples(spec.corpus)  # the staging store holds just these
         done, clock = resumed, time.perf_counter()
-        for chunk in staging.pending_example_batches(spec.corpus, run_id, rows=CHUNK_ROWS):
-            staging.write_chunk(evaluator.process(chunk))
-            done += chunk.num_rows
+
+        def batch_done(size: int) -> None:
+            nonlocal done
+            done += size
             if on_progress:
                 rate = (done - resumed) / max(time.perf_counter() - clock, 1e-9)
                 on_progress(EvalProgress(done, total, rate))
+
+        for chunk in staging.pending_example_batches(spec.corpus, run_id, rows=CHUNK_ROWS):
+            staging.write_chunk(evaluator.process(chunk, batch_done))
         labels, preds = staging.run_labels(run_id)
         figures = classification(labels, preds)
         staging.record_run(

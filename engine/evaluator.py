@@ -8,6 +8,7 @@ example, then the faithfulness passes of the whole chunk at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -121,7 +122,11 @@ class Evaluator:
         self.needs_hidden_states = any(m.needs_hidden_states for m in self.methods)
         self.display_name = spec.label or model_label(spec.model)
 
-    def process(self, chunk: pa.Table) -> dict[str, pa.Table]:
+    def process(
+        self, chunk: pa.Table, on_batch: Callable[[int], None] | None = None
+    ) -> dict[str, pa.Table]:
+        """A chunk's rows for every table; ``on_batch`` hears each batch's size as it is done,
+        so progress moves per batch rather than per chunk."""
         examples = self._examples(chunk)
         encoded = [e.encoded for e in examples]
         rows, ablations = _Rows(), []
@@ -145,6 +150,8 @@ class Evaluator:
                     [(s, s.words[b]) for s in scored],
                     None if heads is None else heads[b],
                 )
+            if on_batch:
+                on_batch(len(members))
         self._add_faithfulness(rows, ablations)
         return rows.tables()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from store_snapshot import snapshot as store_snapshot
 
 import engine.evaluate as evaluate_module
 from engine.errors import EditlensError
-from engine.evaluate import EvalSpec, evaluate, staging_dir
+from engine.evaluate import EvalSpec, evaluate, run_id_for, staging_dir
 from engine.ingest import ingest
 from engine.metrics import classification, plausibility
 from engine.models import bundled_minilm, load_model
@@ -261,7 +262,8 @@ def run_tables(db: Path, run_id: str) -> dict[str, list[tuple]]:
 
 def test_an_interrupted_job_shows_nothing_and_resumes_to_the_same_results(fresh, evaluated) -> None:
     def stop(progress) -> None:
-        raise KeyboardInterrupt
+        if progress.done > CHUNK:  # in the second chunk: the first one is staged
+            raise KeyboardInterrupt
 
     before = snapshot(fresh)
     with pytest.raises(KeyboardInterrupt):
@@ -275,6 +277,22 @@ def test_an_interrupted_job_shows_nothing_and_resumes_to_the_same_results(fresh,
     reference_db, run_id = evaluated
     assert result.run_id == run_id
     assert run_tables(fresh, run_id) == run_tables(reference_db, run_id)
+
+
+def test_progress_moves_with_every_batch_not_only_with_every_chunk(fresh) -> None:
+    seen: list[int] = []
+    spec = dataclasses.replace(QUICK, batch_size=2)
+    result = evaluate(fresh, spec, on_progress=lambda p: seen.append(p.done))
+    chunks = -(-result.examples // CHUNK)
+    assert len(seen) > chunks
+    assert seen == sorted(seen) and seen[-1] == result.examples
+    assert all(b - a <= spec.batch_size for a, b in zip([0, *seen], seen, strict=False))
+
+
+def test_batch_size_and_label_do_not_change_what_a_run_is() -> None:
+    same = dataclasses.replace(SPEC, batch_size=3, label="another name", device="cpu")
+    assert run_id_for(same) == run_id_for(SPEC)
+    assert run_id_for(dataclasses.replace(SPEC, ig_steps=3)) != run_id_for(SPEC)
 
 
 def test_an_unmerged_run_stays_staged_until_published(fresh) -> None:
