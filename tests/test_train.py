@@ -491,18 +491,32 @@ def test_a_run_killed_mid_epoch_resumes_at_its_last_checkpoint_with_the_same_los
     assert again["history"] == done["history"]
 
 
+LONE = ("004a", "009a", "050")  # train sentences without a twin, between and after the pairs
+
+
+def pair_run(tmp_path: Path) -> tuple[Path, TrainSpec]:
+    """20 training pairs and 3 lone sentences, 4 dev pairs, and a pair-batched tiny-model spec."""
+    from train_fixture import tiny_model
+
+    train_ids = [f"{i:03d}" for i in range(20)]
+    examples = pairs(train_ids) + pairs(["900", "901", "902", "903"], split="dev")
+    for n, id_ in enumerate(LONE):
+        examples.append(dataclasses.replace(sentence(50 + n, False), id=id_, split="train"))
+    db = make_store(tmp_path / "store.duckdb", "pairs", examples)
+    spec = TrainSpec(
+        corpus="pairs", model=str(tiny_model(tmp_path / "tiny-bert")), epochs=2, batch_size=6,
+        max_length=32, lr=1e-3, device="cpu", pair_batches=True, select="dev_accuracy",
+    )  # fmt: skip
+    return db, spec
+
+
 @pytest.mark.slow
 def test_pair_batches_train_every_pair_in_one_batch_and_count_their_steps(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from train_fixture import tiny_model
-
     import engine.batching
 
-    train_ids = [f"{i:03d}" for i in range(20)]
-    examples = pairs(train_ids) + pairs(["900", "901", "902", "903"], split="dev")
-    examples.append(dataclasses.replace(sentence(50, False), id="050", split="train"))  # lone
-    db = make_store(tmp_path / "store.duckdb", "pairs", examples)
+    db, spec = pair_run(tmp_path)
     seen: list[list[str]] = []  # every training batch, as its rows' keys
 
     bucketed = engine.batching.bucketed
@@ -517,20 +531,54 @@ def test_pair_batches_train_every_pair_in_one_batch_and_count_their_steps(
 
     monkeypatch.setattr(engine.batching, "bucketed", recording)
     progress: list[TrainProgress] = []
-    spec = TrainSpec(
-        corpus="pairs", model=str(tiny_model(tmp_path / "tiny-bert")), epochs=2, batch_size=6,
-        max_length=32, lr=1e-3, device="cpu", pair_batches=True, select="dev_accuracy",
-        out=tmp_path / "ckpt",
-    )  # fmt: skip
-    result = train(db, spec, progress.append)
-    assert len(seen) == 16 and all(len(rows) <= 6 for rows in seen)
+    result = train(db, dataclasses.replace(spec, out=tmp_path / "ckpt"), progress.append)
+    assert len(seen) == 18 and all(len(rows) <= 6 for rows in seen)
     for rows in seen:
-        assert all(rows.count(key) == 2 for key in set(rows) - {"050"})
-    # 20 pairs, 3 a batch: 7 batches, and the lone sentence its own: 8 steps, not ceil(41/6) = 7
-    assert [p.step for p in progress] == [*range(1, 9)] * 2
-    assert {p.steps for p in progress} == {8}
+        assert all(rows.count(key) == 2 for key in set(rows) - set(LONE))
+    # 20 pairs, 3 a batch: 7 batches; 004a and 009a: 1; 050, held back for a twin that never
+    # comes, a chunk of its own: 9 steps, where ceil(43 / 6) would say 8
+    assert [p.step for p in progress] == [*range(1, 10)] * 2
+    assert {p.steps for p in progress} == {9}
     accuracies = [row["dev_accuracy"] for row in result.history]
     assert result.best_epoch == max(e for e, a in enumerate(accuracies, 1) if a == max(accuracies))
+
+
+@pytest.mark.slow
+def test_a_pair_batched_run_resumes_mid_epoch_across_chunks_as_an_uninterrupted_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import engine.train
+
+    monkeypatch.setattr(engine.train, "CHUNK_EXAMPLES", 6)  # pages of 6 rows: pairs held back
+    db, spec = pair_run(tmp_path)
+    spec = dataclasses.replace(spec, checkpoint_every=3)
+    steps: list[tuple[int, int, float]] = []
+    counted: set[int] = set()
+
+    def record(p: TrainProgress) -> None:
+        steps.append((p.epoch, p.step, p.step_loss))
+        counted.add(p.steps)
+
+    uninterrupted = train(db, dataclasses.replace(spec, out=tmp_path / "one"), record)
+    # chunks of 6, 5, 7, 7, 6, 6, 6 and 1 rows take 1, 2, 1, 2, 1, 1, 1, 1 steps (a lone sentence
+    # takes a batch of its own): the second chunk ends at step 3, where ceil(rows / 6) says 2
+    assert counted == {10} and [s for e, s, _ in steps if e == 1] == list(range(1, 11))
+
+    def stop_at_step_5(p: TrainProgress) -> None:
+        if (p.epoch, p.step) == (1, 5):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(db, dataclasses.replace(spec, out=tmp_path / "two"), stop_at_step_5)
+    resumed_steps: list[tuple[int, int, float]] = []
+    resumed = train(
+        db,
+        dataclasses.replace(spec, out=tmp_path / "two"),
+        lambda p: resumed_steps.append((p.epoch, p.step, p.step_loss)),
+    )
+    assert resumed.resumed_from_step == 3  # two chunks skipped unread, their steps counted
+    assert resumed_steps == steps[3:]
+    assert comparable(resumed.history) == comparable(uninterrupted.history)
 
 
 @pytest.mark.slow
