@@ -29,7 +29,7 @@ from engine.store import DEFAULT_DB, Store
 from engine.study import StudySpec
 from engine.text import inert
 from engine.train import SELECT_ON, TrainSpec
-from engine.vocabulary import HEADLINE_METRIC, METRIC_NAMES
+from engine.vocabulary import AGGREGATIONS, EXPLAINED_CLASSES, HEADLINE_METRIC, METRIC_NAMES
 
 if TYPE_CHECKING:
     from engine.evaluate import EvalProgress, EvalResult
@@ -54,6 +54,8 @@ EvalSplit = Literal[(*SPLITS, "all")]  # type: ignore[valid-type]
 Split = Literal[SPLITS]  # type: ignore[valid-type]
 Metric = Literal[METRIC_NAMES]  # type: ignore[valid-type]
 Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
+Aggregation = Literal[AGGREGATIONS]  # type: ignore[valid-type]
+Explained = Literal[EXPLAINED_CLASSES]  # type: ignore[valid-type]
 SelectOn = Literal[SELECT_ON]  # type: ignore[valid-type]
 
 
@@ -407,6 +409,15 @@ def evaluate(
         bool, typer.Option(help="Comprehensiveness and sufficiency at the last layer.")
     ] = eval_default("faithfulness"),
     seed: Annotated[int, typer.Option(help="Seed of the random ranking.")] = eval_default("seed"),
+    aggregation: Annotated[
+        Aggregation, typer.Option(help="A word's score from its subwords' scores.")
+    ] = eval_default("aggregation"),
+    explain: Annotated[
+        Explained,
+        typer.Option(
+            help="Class gradient and perturbation methods explain: the edit or the prediction."
+        ),
+    ] = eval_default("explain"),
     label: Annotated[
         str | None, typer.Option(help="Name to show this model under.")
     ] = eval_default("label"),
@@ -448,7 +459,7 @@ def evaluate(
         methods=_names(methods) if methods is not None else eval_default("methods"),
         layers=_numbers("--layers", layers), limit=limit, batch_size=batch_size,
         max_length=max_length, ig_steps=ig_steps, faithfulness=faithfulness, seed=seed,
-        label=label, device=device, precision=precision,
+        aggregation=aggregation, explain=explain, label=label, device=device, precision=precision,
     )  # fmt: skip
     if events:
         from engine.jobs import EventReporter

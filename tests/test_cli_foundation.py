@@ -572,6 +572,24 @@ def test_each_option_default_is_its_specs_default(command: str, spec: type) -> N
         assert param.default == expected or param.default == fields[param.name], param.name
 
 
+def test_evaluate_passes_word_aggregation_and_the_explained_class_to_its_spec(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    specs: list[EvalSpec] = []
+
+    def evaluate(db, spec, reporter, *, merge=True):
+        specs.append(spec)
+        raise EditlensError("stop here")
+
+    monkeypatch.setattr(pipeline, "evaluate", evaluate)
+    args = ["evaluate", "--corpus", "c", "--aggregation", "max", "--explain", "pred"]
+    result = CliRunner().invoke(cli.app, [*args, "--db", str(tmp_path / "s.duckdb")])
+    assert result.exit_code == 1
+    assert [(s.aggregation, s.explain) for s in specs] == [("max", "pred")]
+
+
 def test_the_readme_commands_table_names_every_command_and_only_real_options() -> None:
     import re
 
