@@ -1,5 +1,8 @@
 """A reproducible generator of a synthetic corpus in the AESW 2016 XML format.
 
+Longer than most modules because it is one grammar: word lists (data), then the phrase and
+sentence builders that use them, then the edit injection; splitting it would scatter one idea.
+
 Real AESW data cannot be redistributed, so the project ships a synthetic stand-in that exercises the
 same code paths: sentences of scientific prose with AESW placeholders (``_MATH_``, ``_CITE_`` ...)
 and editor changes marked with ``<del>`` and ``<ins>``.

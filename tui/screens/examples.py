@@ -1,5 +1,9 @@
 """The examples of a run, filtered by method, layer, outcome, prediction, kind, rationale size
-and text; paged from the store with live counts per bucket and per layer."""
+and text; paged from the store with live counts per bucket and per layer.
+
+Longer than most modules because it is the TUI's main screen: its filter bar, list, paging and
+the actions bound to its keys live together; what other screens show (compare, charts, pins,
+run detail) is in their own modules, and every query is the store's."""
 
 from __future__ import annotations
 
