@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Sta
 
 from engine.vocabulary import is_layered, method_info, method_order
 from tui.screens.base import ReportsFailures
+from tui.screens.exporting import ExportsRecords
 from tui.state import (
     KINDS,
     METRIC_LABELS,
@@ -116,7 +117,7 @@ def _bucket(row: dict[str, Any]) -> str:
     return ("T" if row["pred"] == row["label"] else "F") + ("P" if row["pred"] else "N")
 
 
-class ExamplesScreen(ReportsFailures, Screen):
+class ExamplesScreen(ReportsFailures, ExportsRecords, Screen):
     """A run's examples under a filter; enter opens one."""
 
     BINDINGS = [  # noqa: RUF012
@@ -626,39 +627,21 @@ class ExamplesScreen(ReportsFailures, Screen):
         self.app.push_screen(ExportScreen(self.filters), self._export)
 
     def _export(self, target: tuple[str, str] | None) -> None:
-        if target:
-            self.export(self.filters, *target)
-
-    class Exported(Message):
-        """The export worker finished: ``rows`` written to ``path``, or ``error``."""
-
-        def __init__(self, path: str, rows: int = 0, error: str = "") -> None:
-            super().__init__()
-            self.path = path
-            self.rows = rows
-            self.error = error
-
-    @work(thread=True, exit_on_error=False, group="export")
-    def export(self, filters: Filters, fmt: str, path: str) -> None:
+        if not target:
+            return
         from pathlib import Path
 
         from engine.export import write_records
 
-        try:
-            with self.app.handle.read() as store:
-                batches = store.filtered_batches(filters)  # in the list's order
-                rows = write_records(batches, fmt, Path(path), force=True)
-        except Exception as error:
-            self.post_message(self.Exported(path, error=str(error)))
-            return
-        self.post_message(self.Exported(path, rows=rows))
+        filters, (fmt, path) = self.filters, target
 
-    @on(Exported)
-    def _exported(self, event: Exported) -> None:
-        if event.error:
-            self.notify(f"export failed: {event.error}", severity="error", markup=False)
-        else:
-            self.notify(f"wrote {event.rows:,} examples to {event.path}", markup=False)
+        def write() -> int:
+            with self.app.handle.read() as store:  # in the list's order
+                batches = store.filtered_batches(filters)
+                # the dialog asked before overwriting
+                return write_records(batches, fmt, Path(path), force=True, protected=[self.app.db])
+
+        self.export_in_background(write, path, "examples")
 
 
 def _select(options: list[tuple[Any, Any]], value: Any, widget_id: str) -> Select:

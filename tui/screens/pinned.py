@@ -19,6 +19,7 @@ from engine.errors import EditlensError
 from engine.text import inert
 from tui.bookmarks import Bookmarks
 from tui.screens.base import ReportsFailures
+from tui.screens.exporting import ExportsRecords
 from tui.state import Filters
 from tui.text import literal
 
@@ -39,7 +40,7 @@ def toggle_pin(screen: Screen, run: str, example: str) -> None:
     screen.run_worker(toggle, thread=True, exit_on_error=False, group="pin")
 
 
-class PinnedScreen(ReportsFailures, Screen):
+class PinnedScreen(ReportsFailures, ExportsRecords, Screen):
     """The pinned examples of the run's corpus under the list's run, method and layer."""
 
     BINDINGS = [  # noqa: RUF012
@@ -61,15 +62,6 @@ class PinnedScreen(ReportsFailures, Screen):
             self.corpus = corpus
             self.pinned = pinned
             self.records = records
-
-    class Exported(Message):
-        """The export worker finished: ``rows`` written to ``path``, or ``error``."""
-
-        def __init__(self, path: str, rows: int = 0, error: str = "") -> None:
-            super().__init__()
-            self.path = path
-            self.rows = rows
-            self.error = error
 
     def __init__(self, filters: Filters) -> None:
         super().__init__()
@@ -164,28 +156,18 @@ class PinnedScreen(ReportsFailures, Screen):
         self.app.push_screen(dialog, self._export)
 
     def _export(self, target: tuple[str, str] | None) -> None:
-        if target:
-            self.export(self._records, *target)
-
-    @work(thread=True, exclusive=False, exit_on_error=False, group="export")
-    def export(self, records: pa.Table, fmt: str, path: str) -> None:
+        if not target:
+            return
         from engine.export import write_records
 
-        try:
-            rows = write_records(  # the dialog asked before overwriting
+        records, (fmt, path) = self._records, target
+
+        def write() -> int:  # the dialog asked before overwriting
+            return write_records(
                 records.to_batches(), fmt, Path(path), force=True, protected=[self.app.db]
             )
-        except Exception as error:
-            self.post_message(self.Exported(path, error=str(error)))
-            return
-        self.post_message(self.Exported(path, rows=rows))
 
-    @on(Exported)
-    def _exported(self, event: Exported) -> None:
-        if event.error:
-            self.notify(f"export failed: {event.error}", severity="error", markup=False)
-        else:
-            self.notify(f"wrote {event.rows:,} pinned examples to {event.path}", markup=False)
+        self.export_in_background(write, path, "pinned examples")
 
     def action_back(self) -> None:
         self.app.pop_screen()
