@@ -12,6 +12,10 @@ staging file merged in one transaction.
 Under ``torchrun``/``accelerate launch`` training is data-parallel (DDP through Accelerate):
 ``batch_size`` stays the global batch, each rank takes its share of every batch, and only rank 0
 writes checkpoints and the store.
+
+Longer than most modules: the spec and run identity, the streamed split (pages, pairs kept
+whole, per-chunk shuffles) and the training loop are one resumable procedure whose parts share
+the resume position; what a checkpoint holds on disk is ``engine.checkpoints``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import hashlib
 import json
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -29,6 +32,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine import checkpoints
+from engine.checkpoints import (
+    BEST,
+    LAST,
+    OPTIMIZER_JSON,
+    OPTIMIZER_TENSORS,
+    RNG_TENSORS,
+    SCALER_JSON,
+    SCHEDULER_JSON,
+    STATE_FILE,
+)
 from engine.corpus import EDITED_SUFFIX, pair_key
 from engine.device import DEFAULT_DEVICE, DEFAULT_PRECISION
 from engine.errors import EditlensError
@@ -42,13 +56,6 @@ if TYPE_CHECKING:
     from engine.device import Processes
     from engine.models import LoadedModel
 
-LAST, BEST = "last", "best"
-STATE_FILE = "state.json"  # written last: a last/ without it is never trusted
-OPTIMIZER_TENSORS = "optimizer.safetensors"
-OPTIMIZER_JSON = "optimizer.json"
-SCHEDULER_JSON = "scheduler.json"
-SCALER_JSON = "scaler.json"
-RNG_TENSORS = "rng.safetensors"
 STAGING = "staging.duckdb"
 CLIP_NORM = 1.0
 CHUNK_EXAMPLES = 8192  # examples read, encoded and bucketed at a time: bounds training memory
@@ -205,7 +212,7 @@ def train(
         Path(spec.out) if spec.out is not None else db.parent / "checkpoints" / run_id
     ).absolute()
     if procs.main:
-        _recover(out)
+        checkpoints.recover(out)
     procs.barrier()
     state = _load_state(out, spec)
 
@@ -238,13 +245,13 @@ def train(
     scheduler = _linear_schedule(optimizer, spec.warmup, spec.epochs * steps_per_epoch)
     scaler = grad_scaler(procs.device, spec.precision)
     if resumed_from or resumed_step:
-        _load_training_state(out / LAST, optimizer, scheduler, scaler, procs)
+        checkpoints.load_training_state(out / LAST, optimizer, scheduler, scaler, procs)
     trainer = _Trainer(loaded, procs.wrap(model), optimizer, scheduler, scaler, spec, procs, pad_id)
 
     def checkpoint() -> None:
-        rng = _rng_states(procs)  # every rank takes part; rank 0 writes
+        rng = checkpoints.rng_states(procs)  # every rank takes part; rank 0 writes
         if procs.main:
-            _atomic_dir(out / LAST, lambda tmp: trainer.save_last(state, rng, tmp))
+            checkpoints.atomic_dir(out / LAST, lambda tmp: trainer.save_last(state, rng, tmp))
 
     epoch = resumed_from
     while epoch < spec.epochs and not state["stopped"]:
@@ -258,7 +265,7 @@ def train(
             state.update(best_dev_loss=dev_loss, best_epoch=epoch, bad_epochs=0)
             meta = _meta(spec, run_id, epoch, dev_loss, dev)
             if procs.main:
-                _atomic_dir(out / BEST, lambda tmp, m=meta: _save_model(loaded, tmp, m))
+                checkpoints.atomic_dir(out / BEST, lambda tmp, m=meta: _save_model(loaded, tmp, m))
         else:
             state["bad_epochs"] += 1
         state["stopped"] = state["bad_epochs"] >= max(spec.patience, 1)
@@ -648,7 +655,7 @@ class _Trainer:
             "epoch": state["epoch"],
         }
         _save_model(self.loaded, directory, meta)
-        tensors, rest = _flatten_optimizer(self.optimizer.state_dict())
+        tensors, rest = checkpoints.flatten_optimizer(self.optimizer.state_dict())
         save_file(tensors, str(directory / OPTIMIZER_TENSORS))
         (directory / OPTIMIZER_JSON).write_text(json.dumps(rest))
         (directory / SCHEDULER_JSON).write_text(json.dumps(self.scheduler.state_dict()))
@@ -666,36 +673,6 @@ def _classification(counts: Sequence[int]) -> Any:
     gold = np.repeat([True, False, True, False], counts)
     pred = np.repeat([True, True, False, False], counts)
     return classification(gold, pred)
-
-
-def _rng_states(procs: Processes) -> dict[str, torch.Tensor]:
-    """Every rank's generator states (dropout), as ``torch.<rank>`` and ``cuda.<rank>``."""
-    import torch
-
-    states = {"torch": torch.get_rng_state()}
-    if procs.device.type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state(procs.device)
-    return {
-        f"{name}.{rank}": row.cpu().contiguous()
-        for name, state in states.items()
-        for rank, row in enumerate(procs.gather(state))
-    }
-
-
-def _restore_rng(states: dict[str, torch.Tensor], procs: Processes) -> None:
-    """This rank's generators as saved (rank 0's when the job had fewer ranks; ``torch``: older
-    checkpoints)."""
-    import torch
-
-    for name in ("torch", "cuda"):
-        keys = (f"{name}.{procs.rank}", f"{name}.0", name)
-        state = next((states[key] for key in keys if key in states), None)
-        if state is None:
-            continue
-        if name == "torch":
-            torch.set_rng_state(state)
-        elif procs.device.type == "cuda":
-            torch.cuda.set_rng_state(state, procs.device)
 
 
 # --- state on disk -------------------------------------------------------------------------------
@@ -721,57 +698,6 @@ def _save_model(loaded: LoadedModel, directory: Path, meta: dict) -> None:
     save_checkpoint(loaded, directory, meta)
 
 
-def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors as ``state.<param>.<key>`` for safetensors; groups and plain values as JSON."""
-    import torch
-
-    tensors: dict[str, torch.Tensor] = {}
-    plain: dict[str, dict[str, Any]] = {}
-    for param, values in state_dict["state"].items():
-        for key, value in values.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"state.{param}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                plain.setdefault(str(param), {})[key] = value
-    return tensors, {"param_groups": state_dict["param_groups"], "plain": plain}
-
-
-def _load_training_state(
-    directory: Path,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-    scaler: torch.amp.GradScaler,
-    procs: Processes,
-) -> None:
-    from safetensors.torch import load_file
-
-    rest = json.loads((directory / OPTIMIZER_JSON).read_text())
-    state: dict[int, dict[str, Any]] = {
-        int(param): dict(values) for param, values in rest["plain"].items()
-    }
-    for name, tensor in load_file(str(directory / OPTIMIZER_TENSORS)).items():
-        _, param, key = name.split(".", 2)
-        state.setdefault(int(param), {})[key] = tensor
-    # load_state_dict moves every moment onto its parameter's device
-    optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
-    scheduler.load_state_dict(json.loads((directory / SCHEDULER_JSON).read_text()))
-    scaler_file = directory / SCALER_JSON
-    scaling = json.loads(scaler_file.read_text()) if scaler_file.is_file() else {}  # {}: no fp16
-    if scaling and scaler.is_enabled():
-        scaler.load_state_dict(scaling)
-    _restore_rng(load_file(str(directory / RNG_TENSORS)), procs)
-
-
-_LAST_FILES = (
-    "model.safetensors",
-    OPTIMIZER_TENSORS,
-    OPTIMIZER_JSON,
-    SCHEDULER_JSON,
-    RNG_TENSORS,
-    STATE_FILE,
-)  # not SCALER_JSON: states saved before it existed still resume
-
-
 def _load_state(out: Path, spec: TrainSpec) -> dict[str, Any] | None:
     """The saved state of this spec, None when there is none to trust; another spec's refuses."""
     last = out / LAST
@@ -784,37 +710,11 @@ def _load_state(out: Path, spec: TrainSpec) -> dict[str, Any] | None:
             f"{out} holds the state of another training run (run {state.get('run_id')}); "
             "pass another --out or remove that directory"
         )
-    complete = all((last / name).is_file() for name in _LAST_FILES)
+    complete = all((last / name).is_file() for name in checkpoints.LAST_FILES)
     best_expected = int(state.get("epoch", 0)) > 0  # none before the first epoch ends
     if not complete or (best_expected and not (out / BEST / "model.safetensors").is_file()):
         return None  # not written by us in one piece: start afresh and overwrite it
     return state
-
-
-def _atomic_dir(target: Path, write: Callable[[Path], None]) -> None:
-    """Write a directory beside ``target`` and swap it in by renames: readers see old or new."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    write(tmp)
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    tmp.rename(target)  # a kill before this line leaves .old, which _recover puts back
-    shutil.rmtree(old, ignore_errors=True)
-
-
-def _recover(out: Path) -> None:
-    """Undo what a kill inside ``_atomic_dir`` left: half-written temps go, a lone .old returns."""
-    for name in (LAST, BEST):
-        shutil.rmtree(out / f".{name}.tmp", ignore_errors=True)
-        old = out / f".{name}.old"
-        if old.is_dir():
-            if (out / name).exists():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.rename(out / name)
 
 
 # --- the store -----------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from train_fixture import corpus, make_store, tiny_model
 
+from engine.checkpoints import LAST
 from engine.store import Store
-from engine.train import LAST, STAGING, TrainSpec, train
+from engine.train import STAGING, TrainSpec, train
 
 SETTINGS = {"epochs": 2, "batch_size": 8, "max_length": 32, "lr": 1e-3}
 EDITLENS = Path(sys.executable).parent / "editlens"

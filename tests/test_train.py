@@ -11,20 +11,16 @@ from pathlib import Path
 import pytest
 from train_fixture import corpus, make_store, sentence
 
+from engine.checkpoints import BEST, LAST, STATE_FILE, atomic_dir, recover
 from engine.corpus import EDITED_SUFFIX, PLACEHOLDERS, Example, pair_key
 from engine.errors import EditlensError
 from engine.store import Store
 from engine.train import (
-    BEST,
-    LAST,
-    STATE_FILE,
     TrainProgress,
     TrainResult,
     TrainSpec,
-    _atomic_dir,
     _chunks,
     _improves,
-    _recover,
     _Source,
     comparable,
     run_id_for,
@@ -397,10 +393,10 @@ def test_a_kill_while_writing_a_state_leaves_the_previous_one(tmp_path: Path) ->
 
         return writer
 
-    _atomic_dir(target, write("one"))
+    atomic_dir(target, write("one"))
     with pytest.raises(KeyboardInterrupt):
-        _atomic_dir(target, write("killed"))
-    _recover(tmp_path)
+        atomic_dir(target, write("killed"))
+    recover(tmp_path)
     assert (target / STATE_FILE).read_text() == "one"
     assert sorted(p.name for p in tmp_path.iterdir()) == [LAST]
 
@@ -408,7 +404,7 @@ def test_a_kill_while_writing_a_state_leaves_the_previous_one(tmp_path: Path) ->
 def test_a_kill_between_the_renames_puts_the_previous_state_back(tmp_path: Path) -> None:
     (tmp_path / f".{LAST}.old").mkdir()
     (tmp_path / f".{LAST}.old" / STATE_FILE).write_text("one")
-    _recover(tmp_path)
+    recover(tmp_path)
     assert (tmp_path / LAST / STATE_FILE).read_text() == "one"
 
 
