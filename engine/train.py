@@ -596,6 +596,9 @@ class _Trainer:
                 attention_mask=batch.attention_mask.to(device),
             ).logits  # (rows, 2)
         summed = F.cross_entropy(logits.float(), data.labels[mine].to(device), reduction="sum")
+        total = procs.sum([summed.item() if weight else 0.0])[0] / len(rows)
+        if not math.isfinite(total):
+            return total  # diverged: the caller stops before this step changes any weight
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(summed * weight).backward()
         self.scaler.unscale_(self.optimizer)
@@ -605,8 +608,7 @@ class _Trainer:
         self.scaler.update()
         if self.scaler.get_scale() >= scale:  # fp16 skips a step with overflowing gradients
             self.scheduler.step()
-        total = summed.item() if weight else 0.0
-        return procs.sum([total])[0] / len(rows)
+        return total
 
     def evaluate(self, source: _Source) -> tuple[float, dict]:
         """Mean dev loss and dev classification, without gradients or dropout.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,31 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainResu
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return make_store(tmp_path / "store.duckdb", "tiny", corpus())
+
+
+@pytest.mark.slow
+def test_a_diverged_step_stops_training_before_the_optimizer_applies_it(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    import torch.nn.functional as F
+    from train_fixture import tiny_model
+
+    applied: list[int] = []
+    real_step = torch.optim.AdamW.step
+
+    def counted_step(self, *args, **kwargs):
+        applied.append(1)
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", counted_step)
+    monkeypatch.setattr(
+        F, "cross_entropy", lambda *a, **k: torch.tensor(math.nan, requires_grad=True)
+    )
+    spec = dataclasses.replace(TINY, model=str(tiny_model(tmp_path / "tiny")), out=tmp_path / "o")
+    with pytest.raises(EditlensError, match="diverged"):
+        train(db, spec)
+    assert applied == []
 
 
 # --- the checkpoint ------------------------------------------------------------------------------
