@@ -688,7 +688,27 @@ def serve(
     """Serve the TUI in a browser (textual-serve)."""
     from tui.serve import serve as run_serve  # lazily, as in `tui`
 
+    if not _loopback(host):
+        err.print(
+            Text(
+                f"warning: serving on {inert(host)}: anyone who can reach this address can read "
+                "the store and start jobs; bind 127.0.0.1 and tunnel over SSH instead",
+                style="bold red",
+            )
+        )
     run_serve(db, host=host, port=port)
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (localhost, 127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name that resolves elsewhere, or nothing valid: warn
 
 
 INTERRUPTED = "interrupted: nothing half-written was kept; rerun the command to resume"

@@ -590,6 +590,28 @@ def test_evaluate_passes_word_aggregation_and_the_explained_class_to_its_spec(
     assert [(s.aggregation, s.explain) for s in specs] == [("max", "pred")]
 
 
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [
+        ("127.0.0.1", False),
+        ("localhost", False),
+        ("::1", False),
+        ("0.0.0.0", True),
+        ("example.org", True),
+    ],
+)
+def test_serve_warns_loudly_when_it_listens_beyond_this_machine(
+    monkeypatch: pytest.MonkeyPatch, host: str, warned: bool
+) -> None:
+    from typer.testing import CliRunner
+
+    served: list[str] = []
+    monkeypatch.setattr("tui.serve.serve", lambda db, host, port: served.append(host))
+    result = CliRunner().invoke(cli.app, ["serve", "--host", host])
+    assert result.exit_code == 0 and served == [host]
+    assert ("warning: serving on" in result.output) is warned
+
+
 def test_the_readme_commands_table_names_every_command_and_only_real_options() -> None:
     import re
 
