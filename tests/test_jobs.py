@@ -10,7 +10,7 @@ import duckdb  # the test reads a staging file directly, to see what a cancelled
 import pytest
 from store_snapshot import snapshot
 
-from engine.evaluate import staging_dir
+from engine.evaluate import CHUNK_ROWS, staging_dir
 from engine.jobs import Job, JobEvent, JobSpec, event_line, parse_event
 from engine.specs import default
 from engine.store import Store, publish_run
@@ -126,8 +126,8 @@ def test_a_job_cancelled_between_chunks_resumes_to_the_uninterrupted_result(
     before = snapshot(interrupted)
     job = Job(QUICK, interrupted)
     for event in job.events():
-        if event.kind == "progress" and 0 < event.done < event.total:
-            job.cancel()  # the first chunk is staged; the next ones are not
+        if event.kind == "progress" and CHUNK_ROWS < event.done < event.total:
+            job.cancel()  # in the second chunk: the first is staged, the second is not
         elif event.kind != "progress":
             assert event.message.startswith("cancelled"), event
     assert snapshot(interrupted) == before  # nothing published
