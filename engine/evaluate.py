@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -50,17 +51,23 @@ class EvalResult:
     resumed: int  # examples found already done in the staging store
 
 
+# Where it runs, how many rows share a pass and what it is called do not change what an
+# evaluation computes: changing them reuses the run instead of recomputing it.
+NOT_IDENTITY = ("device", "batch_size", "label")
+
+
+def identity(config: dict[str, Any]) -> dict[str, Any]:
+    """What makes two evaluations the same, from a spec's fields or a stored run's config."""
+    kept = {k: v for k, v in config.items() if k not in NOT_IDENTITY}
+    if kept.get("precision") == DEFAULT_PRECISION:
+        del kept["precision"]  # fp32 runs keep the ids they had before precision existed
+    return kept
+
+
 def run_id_for(spec: EvalSpec) -> str:
     """Deterministic, so rerunning the same evaluation finds its staging store and resumes."""
-    identity = asdict(spec)
-    # Where it runs, how many rows share a pass and what it is called do not change what it
-    # computes: changing them reuses the run instead of recomputing it.
-    for name in ("device", "batch_size", "label"):
-        del identity[name]
-    if spec.precision == DEFAULT_PRECISION:
-        del identity["precision"]  # fp32 runs keep the ids they had before precision existed
-    digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
-    return f"eval-{slug(model_label(spec.model))}-{slug(spec.corpus)}-{spec.split}-{digest}"
+    digest = hashlib.sha1(json.dumps(identity(asdict(spec)), sort_keys=True).encode()).hexdigest()
+    return f"eval-{slug(model_label(spec.model))}-{slug(spec.corpus)}-{spec.split}-{digest[:8]}"
 
 
 def staging_dir(db: Path) -> Path:

@@ -274,8 +274,11 @@ def machine_now() -> str:
 
 
 def _config_key(config: dict[str, Any]) -> str:
-    """An evaluation's configuration as canonical JSON (tuples and lists compare equal)."""
-    return json.dumps(json.loads(json.dumps(config, default=str)), sort_keys=True)
+    """An evaluation's identity (``engine.evaluate.identity``) as canonical JSON (tuples and
+    lists compare equal; where it ran and its batch size do not count)."""
+    from engine.evaluate import identity
+
+    return json.dumps(json.loads(json.dumps(identity(config), default=str)), sort_keys=True)
 
 
 def _load_timings(out: Path) -> dict[str, Any]:

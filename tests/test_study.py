@@ -309,9 +309,10 @@ def test_tiny_study_runs_end_to_end_and_reruns_cheaply(tmp_path: Path) -> None:
     page = (spec.out / "results.md").read_text()
     assert "#### Top-3 match" in page and "| **total** |" in page
     assert (spec.out / LAYERS_PNG).is_file() and "#### Gaps" in readme.read_text()
-    second = run_study(db, spec)
-    assert second.seconds < first.seconds / 2
-    assert all(step.reused for step in second.steps if step.name.startswith("evaluate"))
+    second = run_study(db, spec)  # nothing is fine-tuned or evaluated again
+    assert all(
+        step.reused for step in second.steps if step.name.startswith(("fine-tune", "evaluate"))
+    )
     assert [s.seconds for s in second.steps if s.reused] == [
         s.seconds for s in first.steps if s.name in {r.name for r in second.steps if r.reused}
     ]
