@@ -26,10 +26,24 @@ from engine.errors import EditlensError
 from engine.pipeline import DemoSpec, Reporter
 from engine.specs import EvalSpec, default
 from engine.store import DEFAULT_DB, Store
+from engine.store.filters import (
+    OUTCOMES,
+    PREDICTIONS,
+    RATIONALE_SIZES,
+    SORTS,
+    ExampleFilter,
+)
 from engine.study import StudySpec
 from engine.text import inert
 from engine.train import SELECT_ON, TrainSpec
-from engine.vocabulary import AGGREGATIONS, EXPLAINED_CLASSES, HEADLINE_METRIC, METRIC_NAMES
+from engine.vocabulary import (
+    AGGREGATIONS,
+    BROWSE_METRICS,
+    EXPLAINED_CLASSES,
+    HEADLINE_METRIC,
+    METHOD_NAMES,
+    METRIC_NAMES,
+)
 
 if TYPE_CHECKING:
     from engine.evaluate import EvalProgress, EvalResult
@@ -57,6 +71,12 @@ Precision = Literal[PRECISIONS]  # type: ignore[valid-type]
 Aggregation = Literal[AGGREGATIONS]  # type: ignore[valid-type]
 Explained = Literal[EXPLAINED_CLASSES]  # type: ignore[valid-type]
 SelectOn = Literal[SELECT_ON]  # type: ignore[valid-type]
+BrowseMetric = Literal[BROWSE_METRICS]  # type: ignore[valid-type]
+Method = Literal[METHOD_NAMES]  # type: ignore[valid-type]
+Outcome = Literal[OUTCOMES]  # type: ignore[valid-type]
+Prediction = Literal[tuple(PREDICTIONS)]  # type: ignore[valid-type]
+RationaleSize = Literal[tuple(RATIONALE_SIZES)]  # type: ignore[valid-type]
+SortKey = Literal[tuple(SORTS)]  # type: ignore[valid-type]
 
 
 def train_default(name: str) -> Any:
@@ -73,6 +93,10 @@ def study_default(name: str) -> Any:
 
 def demo_default(name: str) -> Any:
     return default(DemoSpec, name)
+
+
+def filter_default(name: str) -> Any:
+    return default(ExampleFilter, name)
 
 
 class ConsoleReporter(Reporter):
@@ -276,7 +300,39 @@ def info(
 
 @app.command()
 def export(
-    corpus: Annotated[str, typer.Option(help="Corpus to export.")],
+    corpus: Annotated[
+        str | None, typer.Option(help="Corpus to export (or --run for a run's examples).")
+    ] = None,
+    run: Annotated[
+        str | None,
+        typer.Option(help="Export a run's examples as the TUI's list shows them, with scores."),
+    ] = None,
+    method: Annotated[Method, typer.Option(help="With --run: method.")] = filter_default("method"),
+    layer: Annotated[int, typer.Option(help="With --run: layer (0: none).")] = filter_default(
+        "layer"
+    ),
+    metric: Annotated[
+        BrowseMetric, typer.Option(help="With --run: what 'interpretable' means.")
+    ] = filter_default("metric"),
+    outcome: Annotated[
+        Outcome, typer.Option(help="With --run: interpretable (yes), not (no), unscorable.")
+    ] = filter_default("outcome"),
+    prediction: Annotated[
+        Prediction, typer.Option(help="With --run: right, wrong, tp, fp, fn, tn.")
+    ] = filter_default("prediction"),
+    kind: Annotated[Kind | None, typer.Option(help="With --run: edit kind.")] = filter_default(
+        "kind"
+    ),
+    rationale: Annotated[
+        RationaleSize, typer.Option(help="With --run: rationale size.")
+    ] = filter_default("rationale"),
+    search: Annotated[
+        str, typer.Option(help="With --run: text or id contains this.")
+    ] = filter_default("search"),
+    sort: Annotated[SortKey, typer.Option(help="With --run: order.")] = filter_default("sort"),
+    descending: Annotated[
+        bool, typer.Option("--descending", help="With --run: reverse the order.")
+    ] = filter_default("descending"),
     fmt: Annotated[
         str | None,
         typer.Option("--format", help="jsonl | csv | parquet (default: from --out, else jsonl)."),
@@ -287,16 +343,27 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")] = False,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
-    """Write one record per example: id, split, text, label, kind, words, rationale."""
+    """Write one record per example: id, split, text, label, kind, words, rationale; with
+    --run, the examples the TUI's list shows for that filter, in its order, with their scores."""
     from engine.export import format_from_path, write_records
 
+    if (corpus is None) == (run is None):
+        raise typer.BadParameter("give --corpus or --run (one of them)")
     fmt = fmt or (format_from_path(out_path) if out_path else None) or "jsonl"
     with Store(db, read_only=True) as store:
-        if not store.has_corpus(corpus):
+        if run is not None:
+            store.get_run(run)  # an unknown run is a one-line error naming it
+            chosen = ExampleFilter(
+                run=run, method=method, layer=layer, metric=metric, outcome=outcome,
+                prediction=prediction, kind=kind, rationale=rationale, search=search, sort=sort,
+                descending=descending,
+            )  # fmt: skip
+            batches = store.filtered_batches(chosen)
+        elif not store.has_corpus(corpus):
             raise EditlensError(f"corpus {corpus!r} is not in {db}; see `editlens info`")
-        rows = write_records(
-            store.export_batches(corpus), fmt, out_path, force=force, protected=(db,)
-        )
+        else:
+            batches = store.export_batches(corpus)
+        rows = write_records(batches, fmt, out_path, force=force, protected=(db,))
     if out_path:
         err.print(f"wrote {rows:,} examples to {out_path}")
 

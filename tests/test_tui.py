@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Input, Label, Static
 from tui_fixture import RUNS, build_small, build_staged_run, small_data
 
 from engine.corpus import Example
+from engine.store import Store
 from tui.app import EditlensApp
 from tui.screens.dialogs import HelpScreen, ProblemScreen
 from tui.screens.example import ExampleScreen
@@ -447,7 +448,7 @@ async def test_search_matches_ids_too(db: Path) -> None:
         assert ids == [f"s{i:04d}" for i in range(40, 50)]
 
 
-async def test_the_filter_reads_as_the_equivalent_export_command(db: Path) -> None:
+async def test_the_filter_reads_as_the_equivalent_export_command(db: Path, tmp_path: Path) -> None:
     app = EditlensApp(db)
     async with app.run_test() as pilot:
         screen = await open_examples(pilot)
@@ -458,6 +459,23 @@ async def test_the_filter_reads_as_the_equivalent_export_command(db: Path) -> No
             "editlens export --run ft-minilm --method attention --layer 5 --outcome yes"
             " --sort confidence --kind deleted --descending"
         )
+        shown = screen.filters
+    # The command works, and writes exactly the list's examples in the list's order.
+    import json
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from engine import cli
+
+    out = tmp_path / "list.jsonl"
+    args = [*shlex.split(command)[1:], "--db", str(db), "--out", str(out)]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    exported = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    with Store(db, read_only=True) as store:
+        listed = [r["id"] for b in store.filtered_batches(shown) for r in b.to_pylist()]
+    assert exported == listed and exported
 
 
 async def test_an_open_tui_sees_a_run_published_by_another_process(tmp_path: Path) -> None:
