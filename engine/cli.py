@@ -369,6 +369,28 @@ def export(
 
 
 @app.command()
+def staging(
+    clean: Annotated[
+        bool, typer.Option("--clean", help="Remove the idle ones (their unfinished runs are lost).")
+    ] = False,
+    db: DbOption = Path(DEFAULT_DB),
+) -> None:
+    """List the staging files of unfinished evaluations beside the store (rerunning the same
+    evaluation resumes from one); --clean removes those no running job holds."""
+    from engine.store import remove_staged, staged_files
+
+    leftovers = staged_files(db)
+    for staged in leftovers:
+        state = "in use by a running job" if staged.in_use else "idle"
+        if clean and not staged.in_use:
+            remove_staged(staged)
+            state = "removed"
+        out.print(Text(f"{inert(str(staged.path))}  {staged.bytes:,} bytes  {state}"))
+    if not leftovers:
+        err.print(f"no staging files beside {inert(str(db))}")
+
+
+@app.command()
 def synth(
     out_path: Annotated[Path, typer.Option("--out", help="AESW XML file to write.")],
     sentences: Annotated[int, typer.Option(min=1, help="How many sentences.")] = demo_default(

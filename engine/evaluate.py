@@ -26,7 +26,7 @@ from engine.evaluator import Evaluator
 from engine.metrics import Classification, classification
 from engine.models import load_model, model_label, slug
 from engine.specs import EvalSpec
-from engine.store import Run, Store, publish_run
+from engine.store import Run, Store, publish_run, staging_dir
 from engine.vocabulary import METHOD_NAMES
 
 ALL_METHODS = METHOD_NAMES
@@ -68,11 +68,6 @@ def run_id_for(spec: EvalSpec) -> str:
     """Deterministic, so rerunning the same evaluation finds its staging store and resumes."""
     digest = hashlib.sha1(json.dumps(identity(asdict(spec)), sort_keys=True).encode()).hexdigest()
     return f"eval-{slug(model_label(spec.model))}-{slug(spec.corpus)}-{spec.split}-{digest[:8]}"
-
-
-def staging_dir(db: Path) -> Path:
-    """Where unfinished jobs keep their work, beside the store they will be published to."""
-    return db.parent / f".{db.name}.staging"
 
 
 def evaluate(

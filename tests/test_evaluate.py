@@ -12,11 +12,11 @@ from store_snapshot import snapshot as store_snapshot
 
 import engine.evaluate as evaluate_module
 from engine.errors import EditlensError
-from engine.evaluate import EvalSpec, evaluate, run_id_for, staging_dir
+from engine.evaluate import EvalSpec, evaluate, run_id_for
 from engine.ingest import ingest
 from engine.metrics import classification, plausibility
 from engine.models import bundled_minilm, load_model
-from engine.store import Store, publish_run
+from engine.store import Store, publish_run, staging_dir
 from engine.vocabulary import METRICS
 
 pytestmark = pytest.mark.slow

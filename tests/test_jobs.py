@@ -10,10 +10,10 @@ import duckdb  # the test reads a staging file directly, to see what a cancelled
 import pytest
 from store_snapshot import snapshot
 
-from engine.evaluate import CHUNK_ROWS, staging_dir
+from engine.evaluate import CHUNK_ROWS
 from engine.jobs import Job, JobEvent, JobSpec, event_line, parse_event
 from engine.specs import default
-from engine.store import Store, publish_run
+from engine.store import Store, publish_run, staging_dir
 from engine.train import TrainSpec
 
 AESW = """<?xml version="1.0" encoding="UTF-8"?>

@@ -20,6 +20,8 @@ from engine.store import (
     changed_token,
     examples_to_arrow,
     publish_run,
+    staged_files,
+    staging_dir,
 )
 from tui.state import StoreHandle
 
@@ -265,3 +267,41 @@ def test_editlens_ingest_waits_for_an_open_reader_says_for_whom_and_succeeds(
             reader.wait()
     with StoreReader(db) as reader:
         assert "more" in [c.name for c in reader.corpora()]
+
+
+def test_staging_lists_leftovers_and_cleans_only_those_no_job_holds(db: Path) -> None:
+    folder = staging_dir(db)
+    folder.mkdir()
+    idle, held = folder / "eval-idle.duckdb", folder / "eval-held.duckdb"
+    write_staging(idle, NEW_RUN)
+    write_staging(held, NEW_RUN)
+    holder = subprocess.Popen(  # a running job holds its staging file for writing
+        [sys.executable, "-c", HOLD, str(held)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        listed = run_cli("staging", "--db", str(db))
+        assert listed.returncode == 0
+        assert "eval-held.duckdb" in listed.stdout and "in use by a running job" in listed.stdout
+        assert "eval-idle.duckdb" in listed.stdout and "idle" in listed.stdout
+        cleaned = run_cli("staging", "--clean", "--db", str(db))
+        assert cleaned.returncode == 0 and "removed" in cleaned.stdout
+        assert not idle.exists() and held.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [s.path.name for s in staged_files(db)] == ["eval-held.duckdb"]
+
+
+HOLD = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+time.sleep(60)
+"""
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=120
+    )

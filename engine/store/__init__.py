@@ -23,7 +23,16 @@ from engine.store.ingest import examples_to_arrow
 from engine.store.jobs import remove_store_file
 from engine.store.records import CorpusSummary, Run, dumps
 from engine.store.schema import DEFAULT_DB, EXAMPLE_SCHEMA, RUN_TABLES, SCHEMA_VERSION
-from engine.store.stores import Store, StoreReader, changed_token, publish_run
+from engine.store.stores import (
+    StagedFile,
+    Store,
+    StoreReader,
+    changed_token,
+    publish_run,
+    remove_staged,
+    staged_files,
+    staging_dir,
+)
 from engine.vocabulary import BROWSE_METRICS, POPULATIONS
 from engine.vocabulary import METRIC_NAMES as OUTCOME_METRICS
 
@@ -46,6 +55,7 @@ __all__ = [
     "ExampleFilter",
     "ResultReads",
     "Run",
+    "StagedFile",
     "Store",
     "StoreError",
     "StoreReader",
@@ -53,5 +63,8 @@ __all__ = [
     "dumps",
     "examples_to_arrow",
     "publish_run",
+    "remove_staged",
     "remove_store_file",
+    "staged_files",
+    "staging_dir",
 ]

@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -314,3 +315,38 @@ def changed_token(path: Path) -> tuple[int, ...]:
         except OSError:
             token += [0, 0]
     return tuple(token)
+
+
+def staging_dir(db: Path) -> Path:
+    """Where unfinished evaluation jobs keep their work, beside the store they publish to."""
+    return db.parent / f".{db.name}.staging"
+
+
+@dataclass(frozen=True)
+class StagedFile:
+    """An evaluation job's staging store: a run that was never published."""
+
+    path: Path
+    bytes: int
+    in_use: bool  # a running job holds it: never remove it
+
+
+def staged_files(db: Path) -> list[StagedFile]:
+    """The staging stores left beside ``db``; rerunning the same evaluation resumes from one."""
+    folder = staging_dir(Path(db))
+    found = []
+    for path in sorted(folder.glob("*.duckdb")) if folder.is_dir() else []:
+        try:
+            duckdb.connect(str(path)).close()  # a job holds its staging file for writing
+            in_use = False
+        except duckdb.Error:
+            in_use = True
+        found.append(StagedFile(path, path.stat().st_size, in_use))
+    return found
+
+
+def remove_staged(staged: StagedFile) -> None:
+    """Delete an idle staging store (its unfinished run is lost); refuse one in use."""
+    if staged.in_use:
+        raise StoreError(f"{staged.path}: a running job holds it; cancel the job first")
+    remove_store_file(staged.path)
