@@ -9,12 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tui_fixture import CORPUS, RUNS, _publish, _run, _run_tables, build_small, small_data
+from tui_fixture import (
+    CORPUS,
+    RUNS,
+    _publish,
+    _run,
+    build_pairs,
+    build_small,
+    small_data,
+)
 
 from engine import figures
 from engine.figures import Side, compare, group_bars, layer_bars, run_facts
 from engine.metrics import mean_with_ci
-from engine.released import edited_counterpart
 from engine.stats import mcnemar_p
 from engine.store import Store, StoreReader, examples_to_arrow
 
@@ -208,16 +215,7 @@ def test_examples_by_id_keep_the_order_asked_and_skip_unknown_ids(store, rows) -
 
 @pytest.fixture(scope="module")
 def pair_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store whose corpus holds sentences and their edited twins (``<id>/edited``)."""
-    folder = tmp_path_factory.mktemp("pairs")
-    examples = [e for e in small_data()[0] if e.kind == "deleted" and e.rationale][:6]
-    examples += [edited_counterpart(e) for e in examples]
-    tables, metrics = _run_tables(np.random.default_rng(3), "pairs-run", 0.5, 0.9, examples)
-    path = folder / "pairs.duckdb"
-    with Store(path) as writer:
-        writer.write_examples(CORPUS, [examples_to_arrow(CORPUS, examples)])
-        _publish(writer, _run("pairs-run", "minilm+ft:demo", CORPUS, metrics, 0), [tables], folder)
-    return path
+    return build_pairs(tmp_path_factory.mktemp("pairs"))
 
 
 def test_pair_rows_put_the_sentence_before_its_edited_twin(pair_db: Path) -> None:

@@ -7,20 +7,24 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pyarrow.csv as pa_csv
 import pytest
 from rich.console import Console
 from rich.text import Text
 from test_store_analysis import cells_in_python, outcomes
-from tui_fixture import CORPUS, RUNS, _publish, _run, _run_tables, build_small, small_data
+from tui_fixture import (
+    CORPUS,
+    RUNS,
+    build_pairs,
+    build_small,
+    small_data,
+)
 
 from engine import highlight
 from engine.errors import EditlensError
 from engine.figures import Side
 from engine.metrics import Estimate
-from engine.released import edited_counterpart
-from engine.store import Store, StoreReader, examples_to_arrow
+from engine.store import StoreReader
 from tui.app import EditlensApp
 from tui.bookmarks import Bookmarks, pins_path
 from tui.screens.charts import ChartsScreen
@@ -54,16 +58,7 @@ def rows() -> dict[str, dict[str, list[dict]]]:
 
 @pytest.fixture(scope="module")
 def pair_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Sentences and their edited twins (``<id>/edited``) under one run."""
-    folder = tmp_path_factory.mktemp("pairs")
-    examples = [e for e in small_data()[0] if e.kind == "deleted" and e.rationale][:6]
-    examples += [edited_counterpart(e) for e in examples]
-    tables, metrics = _run_tables(np.random.default_rng(3), "pairs-run", 0.5, 0.9, examples)
-    path = folder / "pairs.duckdb"
-    with Store(path) as writer:
-        writer.write_examples(CORPUS, [examples_to_arrow(CORPUS, examples)])
-        _publish(writer, _run("pairs-run", "minilm+ft:demo", CORPUS, metrics, 0), [tables], folder)
-    return path
+    return build_pairs(tmp_path_factory.mktemp("pairs"))
 
 
 async def settle(pilot) -> None:

@@ -545,3 +545,18 @@ def build_large(
     staging_path.unlink()
     workdir.rmdir()
     return path
+
+
+def build_pairs(folder: Path) -> Path:
+    """A store whose corpus holds sentences and their edited twins (``<id>/edited``) under one
+    run, ``pairs-run``."""
+    from engine.released import edited_counterpart
+
+    examples = [e for e in small_data()[0] if e.kind == "deleted" and e.rationale][:6]
+    examples += [edited_counterpart(e) for e in examples]
+    tables, metrics = _run_tables(np.random.default_rng(3), "pairs-run", 0.5, 0.9, examples)
+    path = folder / "pairs.duckdb"
+    with Store(path) as writer:
+        writer.write_examples(CORPUS, [examples_to_arrow(CORPUS, examples)])
+        _publish(writer, _run("pairs-run", "minilm+ft:demo", CORPUS, metrics, 0), [tables], folder)
+    return path
