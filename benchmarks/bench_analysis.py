@@ -10,15 +10,14 @@ five runs after one warm-up; the screens run these reads in worker threads.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench_tui import timed
 from tui_fixture import LARGE_RUN
 
 from engine import figures
@@ -27,14 +26,10 @@ from engine.store import Store, StoreReader
 from tui.state import PAGE, Filters
 
 
-def timed(fn: Callable[[], object], repeat: int = 5) -> float:
-    fn()  # warm
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def warm_timed(fn: Callable[[], object], repeat: int = 5) -> float:
+    """``bench_tui.timed`` after one untimed call, so the first query's cold cache is not counted."""
+    fn()
+    return timed(fn, repeat)
 
 
 def main() -> None:
@@ -67,7 +62,7 @@ def main() -> None:
     n = store.run_populations(run)["evaluated"]
     print(f"store: {args.db} ({n:,} examples in run {run})")
     for name, read in reads.items():
-        print(f"  {name:<32} {timed(read) * 1000:7.1f} ms")
+        print(f"  {name:<32} {warm_timed(read) * 1000:7.1f} ms")
 
 
 if __name__ == "__main__":
