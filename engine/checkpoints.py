@@ -122,13 +122,30 @@ def atomic_dir(target: Path, write: Callable[[Path], None]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def epoch_dir(epoch: int) -> str:
+    """Where ``TrainSpec.keep_epochs`` puts epoch ``epoch``'s model (1-based)."""
+    return f"epoch-{epoch}"
+
+
+def epoch_checkpoints(out: Path) -> dict[int, Path]:
+    """The kept epoch models under ``out`` that were written whole, by epoch."""
+    found = {}
+    for path in out.glob("epoch-*"):
+        number = path.name.removeprefix("epoch-")
+        if number.isdigit() and (path / "model.safetensors").is_file():
+            found[int(number)] = path
+    return dict(sorted(found.items()))
+
+
 def recover(out: Path) -> None:
     """Undo what a kill inside ``atomic_dir`` left: half-written temps go, a lone .old returns."""
-    for name in (LAST, BEST):
-        shutil.rmtree(out / f".{name}.tmp", ignore_errors=True)
-        old = out / f".{name}.old"
+    for tmp in out.glob(".*.tmp"):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+    for old in out.glob(".*.old"):
         if old.is_dir():
-            if (out / name).exists():
+            target = out / old.name[1:].removesuffix(".old")
+            if target.exists():
                 shutil.rmtree(old, ignore_errors=True)
             else:
-                old.rename(out / name)
+                old.rename(target)

@@ -446,6 +446,9 @@ def train(
     select: Annotated[
         SelectOn, typer.Option(help="Dev figure that picks the epoch kept as the checkpoint.")
     ] = train_default("select"),
+    keep_epochs: Annotated[
+        bool, typer.Option(help="Keep every epoch's model in <out>/epoch-N/ as well.")
+    ] = train_default("keep_epochs"),
     out_dir: Annotated[Path | None, typer.Option("--out", help="Checkpoint directory.")] = None,
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
@@ -460,7 +463,7 @@ def train(
         corpus=corpus, model=model, epochs=epochs, lr=lr, batch_size=batch_size,
         max_length=max_length, seed=seed, patience=patience, limit=limit, out=out_dir,
         device=device, precision=precision, checkpoint_every=checkpoint_every,
-        pair_batches=pair_batches, select=select,
+        pair_batches=pair_batches, select=select, keep_epochs=keep_epochs,
     )  # fmt: skip
     with ConsoleReporter() as reporter:
         result = pipeline.train(db, spec, reporter)
@@ -664,9 +667,10 @@ def study(
     models: Annotated[
         list[str], typer.Option(help="Models to fine-tune, comma-separated or repeated.")
     ] = list(study_default("models")),
-    baseline: Annotated[
-        str, typer.Option(help="Model evaluated without fine-tuning ('' for none).")
-    ] = study_default("baseline"),
+    baselines: Annotated[
+        list[str],
+        typer.Option(help="Models evaluated without fine-tuning, comma-separated ('' for none)."),
+    ] = list(study_default("baselines")),
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where results.md and the plots go.")
     ] = study_default("out"),
@@ -688,6 +692,9 @@ def study(
     limit: Annotated[
         int | None, typer.Option(min=1, help="Cap every training and evaluation set (a dry run).")
     ] = study_default("limit"),
+    device: Annotated[
+        str, typer.Option(help="auto | cpu | cuda | cuda:N | mps; auto takes the GPU if any.")
+    ] = study_default("device"),
     readme: Annotated[
         Path | None,
         typer.Option(help="File whose results markers to rewrite (default: ./README.md if any)."),
@@ -710,9 +717,9 @@ def study(
     if readme is None and not no_readme and Path("README.md").is_file():
         readme = Path("README.md")
     spec = StudySpec(
-        data=data, models=_names(models), baseline=baseline or None, out=out_dir,
+        data=data, models=_names(models), baselines=_names(baselines), out=out_dir,
         epochs=epochs, lr=lr, seeds=_numbers("--seeds", seeds),
-        train_limit=train_limit or None, ig_steps=ig_steps, limit=limit,
+        train_limit=train_limit or None, ig_steps=ig_steps, limit=limit, device=device,
         readme=None if no_readme else readme,
     )  # fmt: skip
     with ConsoleReporter() as reporter:

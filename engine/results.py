@@ -55,6 +55,13 @@ class StudyRun:
     role: str  # "fine-tuned" or "not fine-tuned"
     seed: int | None  # fine-tuning seed; None for the baseline
     corpus: str
+    epoch: int | None = None  # a kept epoch other than the one selected on dev; None: that one
+    aggregation: str = "sum"  # how word scores were made from subwords'
+
+    @property
+    def main(self) -> bool:
+        """The model's headline evaluation: the selected checkpoint, scores summed."""
+        return self.epoch is None and self.aggregation == "sum"
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,7 @@ def collect(
 
     with Store(db, read_only=True) as store:
         by_key: dict[tuple[str, int | None], ModelFigures] = {}
-        for study_run in runs:
+        for study_run in (r for r in runs if r.main):
             run = store.get_run(study_run.run_id)
             key = (study_run.model, study_run.seed)
             if key not in by_key:
@@ -159,7 +166,7 @@ def collect(
                     "best_epoch": train.metrics.get("best_epoch"),
                     "history": train.metrics.get("history", []),
                 }
-        run_ids = [r.run_id for r in runs]
+        run_ids = [r.run_id for r in runs if r.main]
         rows = report_rows(store, run_ids) if run_ids else []
         last = {run_id: m.layers for m in by_key.values() for run_id in m.runs.values()}
         cis: dict[tuple[str, str, int, str, str], Estimate] = {}

@@ -14,18 +14,21 @@ deterministic run id is already in the store is skipped. Step timings are kept i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.device import DEFAULT_DEVICE
 from engine.errors import EditlensError
 from engine.models import DEFAULT_MODEL, RANDOM_MODEL
-from engine.results import DELETED, SPELLING, Step, StudyRun
+from engine.results import CORPORA, DELETED, SPELLING, Step, StudyRun
+from engine.vocabulary import AGGREGATIONS, FORWARD_METHODS, METHOD_NAMES
 
 if TYPE_CHECKING:
     from engine.evaluate import EvalResult, EvalSpec
@@ -53,8 +56,15 @@ class StudySpec:
     with 10 % warm-up, 4 epochs of every training row, a sentence and its edited twin in one
     batch reached dev accuracy 0.757 (0.715 with plain length buckets); 3e-4 collapsed to "needs
     edit" for every sentence, 3 epochs stopped at 0.713, and the lowest dev loss (epoch 3) was the
-    less accurate epoch, so the checkpoint is picked by dev accuracy. Each model trains 4 x 7,542 examples, about 21 minutes
-    for MiniLM at 24 examples/s on 2 busy CPU cores.
+    less accurate epoch, so the checkpoint is picked by dev accuracy.
+
+    Each fine-tuned model (one per model x seed) keeps every epoch: the epoch picked on dev is
+    evaluated with every method on both test sets, and with the forward-pass methods under each
+    subword aggregation; the other epochs with the forward-pass methods on ``deleted`` (accuracy
+    against top-3 across checkpoints). The baselines (pre-trained, and random weights: the floor
+    of a model that learned nothing) are evaluated as they are, forward-pass methods under each
+    aggregation: their classifier heads are untrained, so gradients would explain noise. Three
+    seeds of MiniLM take about 70 minutes on 2 idle CPU cores.
 
     ``train_limit`` caps the fine-tuning examples (first by id, so minimal pairs stay together)
     and ``ig_steps`` the integrated-gradients path. ``limit`` caps everything (training and
@@ -62,11 +72,11 @@ class StudySpec:
     """
 
     data: Path
-    models: tuple[str, ...] = (DEFAULT_MODEL, RANDOM_MODEL)
-    baseline: str | None = DEFAULT_MODEL  # evaluated as is, never fine-tuned
+    models: tuple[str, ...] = (DEFAULT_MODEL,)
+    baselines: tuple[str, ...] = (DEFAULT_MODEL, RANDOM_MODEL)  # evaluated as is, never trained
     out: Path = DEFAULT_OUT
     epochs: int = 4
-    seeds: tuple[int, ...] = (13,)  # fine-tuning seeds: one trained model per model x seed
+    seeds: tuple[int, ...] = (13, 14, 15)  # fine-tuning seeds: one trained model per model x seed
     train_limit: int | None = None  # every training row
     lr: float = 2e-4  # MiniLM-L6 barely moves at BERT-base's 5e-5; 3e-4 collapses
     warmup: float = 0.1
@@ -76,11 +86,32 @@ class StudySpec:
     eval_batch_size: int = 32
     max_length: int = 128
     ig_steps: int = 4
-    baseline_faithfulness: bool = (
-        False  # its classifier head is untrained: nothing to be faithful to
-    )
+    device: str = DEFAULT_DEVICE
     limit: int | None = None
     readme: Path | None = None  # a file with the results markers to rewrite; None: only the page
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A model the study evaluates: a fine-tuned epoch, or a baseline as it is."""
+
+    model: str  # the base model's name
+    source: str  # what evaluation loads: a checkpoint directory or the registry name
+    seed: int | None = None  # the fine-tuning seed; None: not fine-tuned
+    epoch: int | None = None  # a kept epoch other than the one selected on dev; None: that one
+
+    @property
+    def role(self) -> str:
+        return "not fine-tuned" if self.seed is None else "fine-tuned"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One evaluation of the plan: what the page calls it and what runs."""
+
+    run: StudyRun  # run_id filled in once known
+    spec: EvalSpec
+    title: str  # the step's name, as progress and timings.json show it
 
 
 @dataclass
@@ -127,6 +158,53 @@ def check_spec(spec: StudySpec) -> None:
         check_readme(spec.readme)
 
 
+def plan(spec: StudySpec, checkpoints: Sequence[Checkpoint]) -> list[Planned]:
+    """Every evaluation the study makes of ``checkpoints``, cheapest first within a model."""
+    from engine.evaluate import EvalSpec
+
+    seeds = len(spec.seeds) > 1
+    planned = []
+    for point in checkpoints:
+        runs: list[tuple[str, tuple[str, ...], str]] = []  # (corpus, methods, aggregation)
+        if point.epoch is not None:
+            runs.append((DELETED, FORWARD_METHODS, AGGREGATIONS[0]))
+        else:
+            for aggregation in AGGREGATIONS:
+                full = point.seed is not None and aggregation == AGGREGATIONS[0]
+                runs += [
+                    (c, METHOD_NAMES if full else FORWARD_METHODS, aggregation) for c in CORPORA
+                ]
+        for corpus, methods, aggregation in runs:
+            name = point.model if point.seed is None else f"{point.model}+ft:{DELETED}"
+            name += f"#seed{point.seed}" if seeds and point.seed is not None else ""
+            name += f"@epoch{point.epoch}" if point.epoch is not None else ""
+            name += f"/{aggregation}" if aggregation != AGGREGATIONS[0] else ""
+            eval_spec = EvalSpec(
+                corpus=corpus,
+                model=point.source,
+                split="test",
+                methods=methods,
+                limit=spec.limit,
+                batch_size=spec.eval_batch_size,
+                max_length=spec.max_length,
+                ig_steps=spec.ig_steps,
+                faithfulness=point.seed is not None,
+                aggregation=aggregation,
+                device=spec.device,
+                label=None if name in (point.model, f"{point.model}+ft:{DELETED}") else name,
+            )
+            seed = "" if point.seed is None else f" (seed {point.seed})"
+            epoch = "" if point.epoch is None else f" epoch {point.epoch}"
+            run = StudyRun(
+                "", point.model, point.role, point.seed, corpus, point.epoch, aggregation
+            )
+            title = f"evaluate {point.model}{seed}{epoch}, {point.role}, on {corpus}/test"
+            if aggregation != AGGREGATIONS[0]:
+                title += f", {aggregation} over subwords"
+            planned.append(Planned(run, eval_spec, title))
+    return planned
+
+
 def run_study(
     db: Path,
     spec: StudySpec,
@@ -136,7 +214,7 @@ def run_study(
     on_step: Callable[[Step], None] | None = None,
 ) -> StudyResult:
     """Ingest, fine-tune, evaluate, write the results page; reuse every finished run."""
-    from engine.evaluate import ALL_METHODS, EvalSpec, run_id_for
+    from engine.evaluate import run_id_for
     from engine.ingest import ingest
     from engine.store import Store
     from engine.train import TrainSpec
@@ -183,7 +261,7 @@ def run_study(
 
     step("ingest", ingest_all)
 
-    checkpoints: list[tuple[str, int | None, str]] = []  # (model, seed, what to load)
+    checkpoints: list[Checkpoint] = []
     for model in spec.models:
         for seed in spec.seeds:
             limits = [x for x in (spec.train_limit, spec.limit) if x is not None]
@@ -197,8 +275,10 @@ def run_study(
                 max_length=spec.max_length,
                 seed=seed,
                 limit=min(limits) if limits else None,
+                device=spec.device,
                 pair_batches=spec.pair_batches,
                 select=spec.select,
+                keep_epochs=True,
             )
             trained: list[TrainResult] = []
 
@@ -207,44 +287,31 @@ def run_study(
                 return box[0].resumed_from_epoch >= len(box[0].history)
 
             step(f"fine-tune {model} (seed {seed})", fine_tune)
-            result.train_runs[f"{model}/{seed}"] = trained[0].run_id
-            checkpoints.append((model, seed, str(trained[0].checkpoint)))
-    if spec.baseline:
-        checkpoints.append((spec.baseline, None, spec.baseline))
+            done = trained[0]
+            result.train_runs[f"{model}/{seed}"] = done.run_id
+            checkpoints.append(Checkpoint(model, str(done.checkpoint), seed))
+            checkpoints += [
+                Checkpoint(model, str(path), seed, epoch)
+                for epoch, path in done.epoch_checkpoints.items()
+                if epoch != done.best_epoch
+            ]
+    checkpoints += [Checkpoint(model, model) for model in spec.baselines]
 
     with Store(db, read_only=True) as store:
         # by configuration, not by id: ids embed a display slug that may change between versions
         finished = {_config_key(run.config): run.id for run in store.runs(kind="evaluate")}
-    for model, seed, source in checkpoints:
-        role = "not fine-tuned" if seed is None else "fine-tuned"
-        label = None
-        if seed is not None and len(spec.seeds) > 1:
-            label = f"{model}+ft:{DELETED}#seed{seed}"
-        for corpus in (DELETED, SPELLING):
-            eval_spec = EvalSpec(
-                corpus=corpus,
-                model=source,
-                split="test",
-                methods=ALL_METHODS,
-                limit=spec.limit,
-                batch_size=spec.eval_batch_size,
-                max_length=spec.max_length,
-                ig_steps=spec.ig_steps,
-                faithfulness=seed is not None or spec.baseline_faithfulness,
-                label=label,
-            )
-            key = _config_key(asdict(eval_spec))
-            run_ids = [finished.get(key, run_id_for(eval_spec))]
+    for planned in plan(spec, checkpoints):
+        key = _config_key(asdict(planned.spec))
+        run_ids = [finished.get(key, run_id_for(planned.spec))]
 
-            def run_eval(s: EvalSpec = eval_spec, key: str = key, box: list = run_ids) -> bool:
-                if key in finished:
-                    return True
-                box[0] = evaluate(db, s).run_id
-                return False
+        def run_eval(s: EvalSpec = planned.spec, key: str = key, box: list = run_ids) -> bool:
+            if key in finished:
+                return True
+            box[0] = evaluate(db, s).run_id
+            return False
 
-            seed_text = "" if seed is None else f" (seed {seed})"
-            step(f"evaluate {model}{seed_text}, {role}, on {corpus}/test", run_eval)
-            result.runs.append(StudyRun(run_ids[0], model, role, seed, corpus))
+        step(planned.title, run_eval)
+        result.runs.append(dataclasses.replace(planned.run, run_id=run_ids[0]))
 
     def write_page() -> bool:
         result.page = write_results(db, result)

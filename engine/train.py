@@ -61,7 +61,7 @@ CLIP_NORM = 1.0
 CHUNK_EXAMPLES = 8192  # examples read, encoded and bucketed at a time: bounds training memory
 TIMING_KEYS = ("examples_per_s", "seconds")  # history keys that differ between equal runs
 # Settings that change where or how often, not what is computed: not part of a run's identity.
-NOT_IDENTITY = ("out", "device", "checkpoint_every")
+NOT_IDENTITY = ("out", "device", "checkpoint_every", "keep_epochs")
 # Settings added after runs were recorded: left out of the identity at their default, so those
 # runs keep their ids.
 LATER_SETTINGS = ("precision", "pair_batches", "select")
@@ -94,6 +94,8 @@ class TrainSpec:
     # go to the later epoch, which the decaying schedule has settled. dev_loss stays the default
     # so existing runs (and the demo's figures) do not change.
     select: str = "dev_loss"
+    # Every epoch's model in <out>/epoch-N/ as well: how interpretability moves with training.
+    keep_epochs: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class TrainResult:
     resumed_from_epoch: int  # 0 when fresh
     staging: Path  # where the run waits when trained with merge=False
     resumed_from_step: int = 0  # optimizer steps of that epoch already done when resumed
+    epoch_checkpoints: dict[int, Path] = dataclasses.field(default_factory=dict)  # keep_epochs
 
 
 @dataclass
@@ -261,9 +264,13 @@ def train(
         row.update(dev_loss=dev_loss, **{f"dev_{k}": v for k, v in dev.items()})
         state["history"].append(row)
         state.update(epoch=epoch, step=0, loss_sum=0.0, seen=0)
+        meta = _meta(spec, run_id, epoch, dev_loss, dev)
+        if spec.keep_epochs and procs.main:
+            checkpoints.atomic_dir(
+                out / checkpoints.epoch_dir(epoch), lambda tmp, m=meta: _save_model(loaded, tmp, m)
+            )
         if _improves(row, state, spec.select):
             state.update(best_dev_loss=dev_loss, best_epoch=epoch, bad_epochs=0)
-            meta = _meta(spec, run_id, epoch, dev_loss, dev)
             if procs.main:
                 checkpoints.atomic_dir(out / BEST, lambda tmp, m=meta: _save_model(loaded, tmp, m))
         else:
@@ -315,6 +322,7 @@ def _result(
         resumed_from_epoch=resumed_from,
         staging=out / STAGING,
         resumed_from_step=resumed_step,
+        epoch_checkpoints=checkpoints.epoch_checkpoints(out),
     )
 
 

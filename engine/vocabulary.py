@@ -84,6 +84,10 @@ EXPLAINED_CLASSES: tuple[str, ...] = ("edit", "pred")
 POPULATIONS: tuple[str, ...] = ("all", "flagged")
 
 METHOD_NAMES: tuple[str, ...] = tuple(m.name for m in METHODS)
+# Methods that read the forward pass alone (no gradient, no extra passes): cheap at any checkpoint.
+FORWARD_METHODS: tuple[str, ...] = tuple(
+    m.name for m in METHODS if m.family in ("attention", "baseline")
+)
 METRIC_NAMES: tuple[str, ...] = tuple(m.name for m in METRICS)
 BROWSE_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.browsable)
 LAYERED_METHODS: tuple[str, ...] = tuple(m.name for m in METHODS if m.layered)

@@ -21,8 +21,9 @@ from engine.plots import layer_plot_png, method_plot_png, terminal_layer_plot
 from engine.report import report_rows
 from engine.results import DELETED, SPELLING, Step, StudyRun, classification_cis
 from engine.store import Run, Store, publish_run
-from engine.study import StudyResult, StudySpec, run_study, write_results
+from engine.study import Checkpoint, StudyResult, StudySpec, plan, run_study, write_results
 from engine.study_page import END, LAYERS_PNG, METHODS_PNG, START, check_readme, ci, replace_section
+from engine.vocabulary import AGGREGATIONS, FORWARD_METHODS, METHOD_NAMES
 
 LAYERS = 2
 T0 = datetime(2025, 1, 1, 9, 0, 0)
@@ -287,6 +288,35 @@ def _gzip(path: Path, rows: list[dict]) -> None:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
 
 
+def test_the_plan_evaluates_every_method_only_at_the_selected_epoch_of_a_fine_tuned_model(
+    tmp_path: Path,
+) -> None:
+    spec = StudySpec(data=tmp_path, seeds=(13, 14))
+    points = [
+        Checkpoint("minilm", "ck/best", 13),
+        Checkpoint("minilm", "ck/epoch-1", 13, epoch=1),
+        Checkpoint("minilm-random", "minilm-random"),
+    ]
+    planned = plan(spec, points)
+    full = [p for p in planned if p.spec.methods == METHOD_NAMES]
+    assert [(p.spec.model, p.spec.corpus, p.spec.aggregation) for p in full] == [
+        ("ck/best", DELETED, "sum"), ("ck/best", SPELLING, "sum")
+    ]  # fmt: skip
+    assert all(p.spec.methods == FORWARD_METHODS for p in planned if p not in full)
+    assert "integrated_gradients" not in FORWARD_METHODS and "random" in FORWARD_METHODS
+    epoch = [p for p in planned if p.run.epoch == 1]
+    assert [(p.spec.corpus, p.spec.aggregation) for p in epoch] == [(DELETED, "sum")]
+    assert epoch[0].spec.label == "minilm+ft:aesw-deleted#seed13@epoch1"
+    baseline = [p for p in planned if p.run.seed is None]
+    assert sorted((p.spec.corpus, p.spec.aggregation) for p in baseline) == sorted(
+        (c, a) for c in (DELETED, SPELLING) for a in AGGREGATIONS
+    )
+    assert not any(p.spec.faithfulness for p in baseline)
+    shown = [(p.spec.label or p.spec.model, p.spec.corpus) for p in planned]
+    assert len(set(shown)) == len(shown)  # every run can be told apart in the TUI
+    assert len({p.title for p in planned}) == len(planned)  # and in timings.json
+
+
 @pytest.mark.slow
 def test_tiny_study_runs_end_to_end_and_reruns_cheaply(tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -294,13 +324,15 @@ def test_tiny_study_runs_end_to_end_and_reruns_cheaply(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\n{END}\n")
     spec = StudySpec(
-        data=data, models=("minilm",), out=tmp_path / "out", limit=8, ig_steps=1,
-        train_batch_size=8, readme=readme,
+        data=data, models=("minilm",), baselines=("minilm",), seeds=(13,), epochs=2,
+        out=tmp_path / "out", limit=8, ig_steps=1, train_batch_size=8, readme=readme,
     )  # fmt: skip
     db = tmp_path / "study.duckdb"
     first = run_study(db, spec)
-    assert [run.corpus for run in first.runs] == [DELETED, SPELLING, DELETED, SPELLING]
-    assert {run.role for run in first.runs} == {"fine-tuned", "not fine-tuned"}
+    main = [(run.corpus, run.role) for run in first.runs if run.main]
+    assert main == [(c, r) for r in ("fine-tuned", "not fine-tuned") for c in (DELETED, SPELLING)]
+    other_epoch = [run for run in first.runs if run.epoch is not None]
+    assert len(other_epoch) == 1 and other_epoch[0].corpus == DELETED  # 2 epochs, 1 selected
     with Store(db, read_only=True) as store:
         evaluated = {run.id for run in store.runs(kind="evaluate")}
         methods = {row["method"] for row in report_rows(store)}

@@ -42,7 +42,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, TrainResu
     """One uninterrupted two-epoch run, shared by the tests that compare against it."""
     root = tmp_path_factory.mktemp("reference")
     db = make_store(root / "store.duckdb", "tiny", corpus())
-    return db, train(db, dataclasses.replace(TINY, out=root / "ckpt"))
+    return db, train(db, dataclasses.replace(TINY, out=root / "ckpt", keep_epochs=True))
 
 
 @pytest.fixture
@@ -104,6 +104,30 @@ def test_the_best_checkpoint_loads_with_its_placeholder_tokens(
         ids = loaded.tokenizer(placeholder, add_special_tokens=False)["input_ids"]
         assert ids == [loaded.tokenizer.convert_tokens_to_ids(placeholder)]
     assert loaded.model.get_input_embeddings().num_embeddings == len(loaded.tokenizer)
+
+
+@pytest.mark.slow
+def test_every_epoch_is_kept_and_the_best_is_the_kept_epoch_it_names(
+    reference: tuple[Path, TrainResult],
+) -> None:
+    from safetensors.torch import load_file
+
+    from engine.models import load_model
+
+    _, result = reference
+    assert sorted(result.epoch_checkpoints) == [1, 2]
+    for epoch, path in result.epoch_checkpoints.items():
+        assert load_model(str(path)).meta["epoch"] == epoch
+    best = load_file(str(result.checkpoint / "model.safetensors"))
+    kept = load_file(str(result.epoch_checkpoints[result.best_epoch] / "model.safetensors"))
+    other = load_file(str(result.epoch_checkpoints[3 - result.best_epoch] / "model.safetensors"))
+    assert best.keys() == kept.keys()
+    assert all(best[name].equal(kept[name]) for name in best)
+    assert not all(best[name].equal(other[name]) for name in best)
+
+
+def test_keeping_epochs_does_not_change_the_run() -> None:
+    assert run_id_for(dataclasses.replace(TINY, keep_epochs=True)) == run_id_for(TINY)
 
 
 @pytest.mark.slow
@@ -427,11 +451,16 @@ def test_a_kill_while_writing_a_state_leaves_the_previous_one(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == [LAST]
 
 
-def test_a_kill_between_the_renames_puts_the_previous_state_back(tmp_path: Path) -> None:
-    (tmp_path / f".{LAST}.old").mkdir()
-    (tmp_path / f".{LAST}.old" / STATE_FILE).write_text("one")
+@pytest.mark.parametrize("name", [LAST, "epoch-2"])
+def test_a_kill_between_the_renames_puts_the_previous_state_back(
+    tmp_path: Path, name: str
+) -> None:
+    (tmp_path / f".{name}.old").mkdir()
+    (tmp_path / f".{name}.old" / STATE_FILE).write_text("one")
+    (tmp_path / f".{name}.tmp").mkdir()
     recover(tmp_path)
-    assert (tmp_path / LAST / STATE_FILE).read_text() == "one"
+    assert (tmp_path / name / STATE_FILE).read_text() == "one"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
 
 
 # --- kill -9 mid-epoch (a real subprocess, a tiny model) ------------------------------------------
