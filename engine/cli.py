@@ -671,6 +671,12 @@ def study(
         list[str],
         typer.Option(help="Models evaluated without fine-tuning, comma-separated ('' for none)."),
     ] = list(study_default("baselines")),
+    floor: Annotated[
+        str,
+        typer.Option(
+            help="Random-weight model evaluated with every method as the floor ('' for none)."
+        ),
+    ] = study_default("floor"),
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where results.md and the plots go.")
     ] = study_default("out"),
@@ -717,7 +723,8 @@ def study(
     if readme is None and not no_readme and Path("README.md").is_file():
         readme = Path("README.md")
     spec = StudySpec(
-        data=data, models=_names(models), baselines=_names(baselines), out=out_dir,
+        data=data, models=_names(models), baselines=_names(baselines), floor=floor or None,
+        out=out_dir,
         epochs=epochs, lr=lr, seeds=_numbers("--seeds", seeds),
         train_limit=train_limit or None, ig_steps=ig_steps, limit=limit, device=device,
         readme=None if no_readme else readme,

@@ -131,7 +131,7 @@ def render_page(fig: Figures, images: str = "") -> str:
         f"{s['epochs']} epoch(s) on the first {_limit(s)} training examples, "
         f"lr {s['lr']:g}, batch {s['train_batch_size']}, max length {s['max_length']}, "
         f"seed(s) {', '.join(map(str, s['seeds']))}; without fine-tuning: "
-        f"{', '.join(f'`{m}`' for m in s['baselines']) or 'none'}. Every method and every layer on `deleted`/test and all of "
+        f"{', '.join(f'`{m}`' for m in (*s['baselines'], s['floor']) if m) or 'none'}. Every method and every layer on `deleted`/test and all of "
         f"`spelling`; integrated gradients with {s['ig_steps']} steps. No setting was chosen by "
         "looking at `spelling`: it is the transfer test."
     )

@@ -295,21 +295,27 @@ def test_the_plan_evaluates_every_method_only_at_the_selected_epoch_of_a_fine_tu
     points = [
         Checkpoint("minilm", "ck/best", 13),
         Checkpoint("minilm", "ck/epoch-1", 13, epoch=1),
+        Checkpoint("minilm", "minilm", every_method=False),
         Checkpoint("minilm-random", "minilm-random"),
     ]
     planned = plan(spec, points)
     full = [p for p in planned if p.spec.methods == METHOD_NAMES]
     assert [(p.spec.model, p.spec.corpus, p.spec.aggregation) for p in full] == [
-        ("ck/best", DELETED, "sum"), ("ck/best", SPELLING, "sum")
-    ]  # fmt: skip
+        (model, corpus, "sum")
+        for model in ("ck/best", "minilm-random")
+        for corpus in (DELETED, SPELLING)
+    ]
     assert all(p.spec.methods == FORWARD_METHODS for p in planned if p not in full)
     assert "integrated_gradients" not in FORWARD_METHODS and "random" in FORWARD_METHODS
     epoch = [p for p in planned if p.run.epoch == 1]
     assert [(p.spec.corpus, p.spec.aggregation) for p in epoch] == [(DELETED, "sum")]
     assert epoch[0].spec.label == "minilm+ft:aesw-deleted#seed13@epoch1"
     baseline = [p for p in planned if p.run.seed is None]
-    assert sorted((p.spec.corpus, p.spec.aggregation) for p in baseline) == sorted(
-        (c, a) for c in (DELETED, SPELLING) for a in AGGREGATIONS
+    assert sorted((p.spec.model, p.spec.corpus, p.spec.aggregation) for p in baseline) == sorted(
+        (m, c, a)
+        for m in ("minilm", "minilm-random")
+        for c in (DELETED, SPELLING)
+        for a in AGGREGATIONS
     )
     assert not any(p.spec.faithfulness for p in baseline)
     shown = [(p.spec.label or p.spec.model, p.spec.corpus) for p in planned]
@@ -324,7 +330,7 @@ def test_tiny_study_runs_end_to_end_and_reruns_cheaply(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{START}\n{END}\n")
     spec = StudySpec(
-        data=data, models=("minilm",), baselines=("minilm",), seeds=(13,), epochs=2,
+        data=data, models=("minilm",), baselines=("minilm",), floor=None, seeds=(13,), epochs=2,
         out=tmp_path / "out", limit=8, ig_steps=1, train_batch_size=8, readme=readme,
     )  # fmt: skip
     db = tmp_path / "study.duckdb"
