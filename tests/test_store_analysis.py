@@ -77,6 +77,21 @@ def test_compare_counts_each_cell_of_the_paired_table(store, rows, a: Side, b: S
     assert sum(expected.values()) > 30  # the fixture's scorable examples, not an empty join
 
 
+@pytest.mark.parametrize("metric", ["top3", "auprc"])
+def test_paired_values_line_up_example_by_example(store, rows, metric: str) -> None:
+    a, b = Side(FT, "attention", 6), Side(FT, "grad", 0)
+    first, second = (
+        outcomes(rows, FT, "attention", 6, metric),
+        outcomes(rows, FT, "grad", 0, metric),
+    )
+    both = sorted(first.keys() & second.keys())
+    assert store.paired_values(a, b, metric) == (
+        [float(first[e]) for e in both],
+        [float(second[e]) for e in both],
+    )
+    assert len(both) > 30
+
+
 def test_comparison_carries_mcnemar_p_of_its_discordant_cells(store, rows) -> None:
     a, b = Side(FT, "attention", 6), Side(BASE, "attention", 6)
     cells = cells_in_python(rows, a, b)

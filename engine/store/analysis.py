@@ -95,6 +95,21 @@ class AnalysisReads:
             cells[(row["a"], row["b"])] = row["n"]
         return cells
 
+    def paired_values(self, a: Side, b: Side, metric: str) -> tuple[list[float], list[float]]:
+        """One metric under both sides on the examples scorable under both, in id order: what
+        a paired bootstrap or McNemar test takes (booleans as 0/1)."""
+        if metric not in METRIC_NAMES:
+            raise ValueError(f"unknown metric {metric!r}; use one of {METRIC_NAMES}")
+        if not self._same_corpus(a, b):
+            return [], []
+        rows = self._db.rows(
+            f"SELECT a.{metric}::DOUBLE, b.{metric}::DOUBLE "
+            + _PAIRED.format(metric=metric)
+            + " ORDER BY a.example",
+            _paired_params(a, b),
+        )
+        return [row[0] for row in rows], [row[1] for row in rows]
+
     def compare_page(
         self,
         a: Side,
