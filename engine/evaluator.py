@@ -93,6 +93,7 @@ class _Scored:
     layer: int
     words: np.ndarray  # (batch, words)
     last: bool  # the method's last stored layer: the one faithfulness is measured at
+    checks: dict[str, np.ndarray]  # the method's checks of itself, (batch,) by metric name
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,8 @@ class Evaluator:
                     examples[r],
                     forward.probabilities[b],
                     int(forward.predicted[b]),
-                    [(s, s.words[b]) for s in scored],
+                    scored,
+                    b,
                     None if heads is None else heads[b],
                 )
             if on_batch:
@@ -193,12 +195,14 @@ class Evaluator:
         inputs = Inputs(self.model, batch, ids, forward.attentions, target, forward.hidden_states)
         scored = []
         for method in self.methods:
-            # (batch, layers or 1, words)
-            words = to_float32(word_scores(method, inputs, matrix, self.spec.aggregation)).numpy()
+            values, checks = word_scores(method, inputs, matrix, self.spec.aggregation)
+            words = to_float32(values).numpy()  # (batch, layers or 1, words)
+            per_example = {name: to_float32(check).numpy() for name, check in checks.items()}
             layers = self.layers if method.layered else [0]
             for layer in layers:
                 index = layer - 1 if method.layered else 0
-                scored.append(_Scored(method.name, layer, words[:, index], layer == layers[-1]))
+                last = layer == layers[-1]
+                scored.append(_Scored(method.name, layer, words[:, index], last, per_example))
         return scored
 
     def _add_rows(
@@ -207,10 +211,12 @@ class Evaluator:
         example: _Example,
         probabilities: torch.Tensor,
         predicted: int,
-        scored: list[tuple[_Scored, np.ndarray]],
+        scored: list[_Scored],
+        b: int,
         heads: np.ndarray | None,
     ) -> list[_Ablation]:
-        """One example's prediction, scores, head grid and outcomes; returns what awaits ablation."""
+        """One example's (row ``b`` of the batch) prediction, scores, head grid and outcomes;
+        returns what awaits ablation."""
         seen, scorable, rationale = example.encoded.seen_words, example.scorable, example.rationale
         confidence = float(probabilities.max())
         rows.add(
@@ -224,8 +230,8 @@ class Evaluator:
             seen_words=seen,
             scorable=scorable,
         )
-        vectors = [words[:seen] for _, words in scored]
-        for (s, _), vector in zip(scored, vectors, strict=True):
+        vectors = [s.words[b, :seen] for s in scored]
+        for s, vector in zip(scored, vectors, strict=True):
             rows.add(
                 "scores",
                 run=self.run_id,
@@ -248,10 +254,11 @@ class Evaluator:
             plausibility_batch(rationale, np.stack(vectors)) if scorable else [None] * len(vectors)
         )
         ablations = []
-        for (s, _), vector, result in zip(scored, vectors, results, strict=True):
+        for s, vector, result in zip(scored, vectors, results, strict=True):
             metrics = dict.fromkeys(METRIC_NAMES)
             if result is not None:
                 metrics |= {name: getattr(result, name) for name in PLAUSIBILITY}
+            metrics |= {name: float(check[b]) for name, check in s.checks.items()}
             row = rows.add(
                 "outcomes",
                 run=self.run_id,

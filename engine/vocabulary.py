@@ -23,11 +23,14 @@ class MethodInfo:
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """One per-example metric of a word ranking against the human rationale."""
+    """One per-example figure stored on the outcome rows: mostly a word ranking against the
+    human rationale, or a method's check of itself (NULL on every other method's rows)."""
 
     name: str
     label: str
-    family: str  # "plausibility" (agreement with the human) or "faithfulness" (with the model)
+    # "plausibility" (agreement with the human), "faithfulness" (with the model), or
+    # "convergence" (how well one method's approximation holds, on its own rows only)
+    family: str
     boolean: bool  # a yes/no outcome per example (its mean is a share)
     lower_is_better: bool = False
     browsable: bool = False  # offered as the TUI's "interpretable" outcome
@@ -67,6 +70,7 @@ METRICS: tuple[MetricInfo, ...] = (
     MetricInfo("sufficiency", "sufficiency", "faithfulness", False, lower_is_better=True),
     MetricInfo("aopc_comprehensiveness", "AOPC comprehensiveness", "faithfulness", False),
     MetricInfo("aopc_sufficiency", "AOPC sufficiency", "faithfulness", False, lower_is_better=True),
+    MetricInfo("ig_delta", "IG |convergence delta|", "convergence", False, lower_is_better=True),
 )
 
 HEADLINE_METRIC = "top3"  # the study's headline: the rationale within the top 3 words

@@ -56,17 +56,20 @@ def build(names: Sequence[str], spec: EvalSpec) -> list[Attribution]:
 
 def word_scores(
     method: Attribution, inputs: Inputs, matrix: torch.Tensor, aggregation: str = "sum"
-) -> torch.Tensor:
-    """A method's scores mapped to words once: (batch, layers or 1, words).
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A method's scores mapped to words once, (batch, layers or 1, words), and its per-example
+    checks, (batch,) by metric name (``Attribution.attribute_with_checks``).
 
     ``matrix`` is ``token_to_word_matrix`` of the batch; magnitudes are taken per token, before
     aggregation, where the method's definition ranks by them.
     """
     with torch.inference_mode(not method.needs_gradients):
-        values = method.attribute(inputs).detach()
+        values, checks = method.attribute_with_checks(inputs)
+    values = values.detach()
     if method.magnitude:
         values = values.abs()
-    return values if method.per_word else to_words(values, matrix, aggregation)
+    words = values if method.per_word else to_words(values, matrix, aggregation)
+    return words, {name: check.detach() for name, check in checks.items()}
 
 
 __all__ = [

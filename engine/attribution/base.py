@@ -58,6 +58,12 @@ class Attribution:
         """Signed scores, (batch, layers or 1, tokens), or words for a ``per_word`` method."""
         raise NotImplementedError
 
+    def attribute_with_checks(self, inputs: Inputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``attribute``'s scores and the checks the method makes of itself, one figure per
+        example, (batch,), keyed by a metric name of ``engine.vocabulary`` (stored on the
+        method's outcome rows); none unless overridden."""
+        return self.attribute(inputs), {}
+
 
 class AttentionAttribution(Attribution):
     """Reads the attention weights of the forward pass; no extra passes."""

@@ -59,6 +59,24 @@ class GradientTimesInput(GradientAttribution):
         return (gradient * embeddings).sum(dim=-1).unsqueeze(1)  # (batch, 1, tokens)
 
 
+def word_baseline(inputs: Inputs, embeddings: torch.Tensor) -> torch.Tensor:
+    """Integrated gradients' x': the [PAD] embedding on word tokens, the input elsewhere, so only
+    words are "removed" (special tokens and padding keep their embeddings)."""
+    model = inputs.model
+    pad = model.get_input_embeddings().weight[model.config.pad_token_id].detach()
+    on_words = (inputs.batch.word_of_token >= 0).unsqueeze(-1)  # (batch, tokens, 1)
+    return torch.where(on_words, pad.expand_as(embeddings), embeddings)
+
+
+def target_logits(inputs: Inputs, embeddings: torch.Tensor, repeats: int = 1) -> torch.Tensor:
+    """The explained class's logit at ``embeddings``, which may stack ``repeats`` copies of the
+    batch: (rows,) in float32, without gradients."""
+    with torch.no_grad():
+        mask = inputs.batch.attention_mask.repeat(repeats, 1)
+        logits = inputs.model(inputs_embeds=embeddings, attention_mask=mask).logits
+        return logits.gather(1, inputs.target.repeat(repeats).unsqueeze(1)).squeeze(1).float()
+
+
 class IntegratedGradients(GradientAttribution):
     """sum_d (x - x') * mean_alpha grad(x' + alpha (x - x')) with x' the [PAD] embedding on words.
 
@@ -79,11 +97,25 @@ class IntegratedGradients(GradientAttribution):
         return cls(steps=spec.ig_steps)
 
     def attribute(self, inputs: Inputs) -> torch.Tensor:
+        return self._integrate(inputs)[0].unsqueeze(1)  # (batch, 1, tokens)
+
+    def attribute_with_checks(self, inputs: Inputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The scores and ``ig_delta``, the absolute convergence delta per example (captum's
+        completeness check): |sum of the signed token attributions - (F(x) - F(x'))|, F the
+        explained class's logit. Exact integration gives 0; a large figure means ``steps`` is
+        too small. Absolute, because captum's signed delta cancels across examples in a run's
+        mean; in logit units, because a share of F(x) - F(x') explodes on sentences whose
+        words barely move the logit. F(x) and F(x') cost one more forward pass (no backward),
+        through the same embedding path as the gradients."""
+        scores, embeddings, baseline = self._integrate(inputs)
+        full, empty = target_logits(inputs, torch.cat([embeddings, baseline]), repeats=2).chunk(2)
+        delta = (scores.float().sum(dim=-1) - (full - empty)).abs()
+        return scores.unsqueeze(1), {"ig_delta": delta}
+
+    def _integrate(self, inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Signed token attributions (batch, tokens), the input and the baseline embeddings."""
         embeddings = input_embeddings(inputs)  # (batch, tokens, dim)
-        model = inputs.model
-        pad = model.get_input_embeddings().weight[model.config.pad_token_id].detach()
-        on_words = (inputs.batch.word_of_token >= 0).unsqueeze(-1)  # (batch, tokens, 1)
-        baseline = torch.where(on_words, pad.expand_as(embeddings), embeddings)
+        baseline = word_baseline(inputs, embeddings)
         alphas = torch.arange(self.steps, dtype=embeddings.dtype, device=embeddings.device)
         alphas = (alphas + 0.5) / self.steps
         per_pass = max(1, IG_ROWS_PER_PASS // embeddings.shape[0])  # steps sharing one pass
@@ -94,7 +126,7 @@ class IntegratedGradients(GradientAttribution):
             gradient = embedding_gradients(inputs, path.flatten(0, 1), repeats=len(group))
             total += gradient.view_as(path).sum(dim=0)
         attribution = (embeddings - baseline) * total / self.steps
-        return attribution.sum(dim=-1).unsqueeze(1)  # (batch, 1, tokens)
+        return attribution.sum(dim=-1), embeddings, baseline
 
 
 class GradientRollout(GradientAttribution):
