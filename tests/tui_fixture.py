@@ -8,7 +8,8 @@ numpy and Arrow in chunks. Both are deterministic (seeded).
 from __future__ import annotations
 
 import tempfile
-from dataclasses import asdict
+from collections.abc import Sequence
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -308,6 +309,15 @@ def _write(path: Path, examples: list[Example], runs: list[tuple[Run, dict[str, 
 def build_small(path: Path, n_examples: int = 60, seed: int = 7) -> Path:
     """Two evaluate runs (fine-tuned and random-init baseline) over ``n_examples`` sentences."""
     return _write(path, *small_data(n_examples, seed))
+
+
+def build_with_ids(path: Path, ids: Sequence[str], seed: int = 7) -> Path:
+    """One evaluate run (the fine-tuned one of RUNS) over sentences with these ids."""
+    rng = np.random.default_rng(seed)
+    examples = [replace(e, id=i) for e, i in zip(_sentences(rng, len(ids)), ids, strict=True)]
+    run_id, model, focus, accuracy = RUNS[0]
+    tables, metrics = _run_tables(rng, run_id, focus, accuracy, examples)
+    return _write(path, examples, [(_run(run_id, model, CORPUS, metrics, 0), tables)])
 
 
 # Text that a careless screen would read as rich/Textual markup or send to the terminal.

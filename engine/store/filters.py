@@ -23,7 +23,7 @@ PREDICTIONS = {  # name -> condition on an outcomes row ``o``
     "tn": "NOT o.pred AND NOT o.label",
 }
 SORTS = {  # name -> sort key on an outcomes row ``o``
-    "id": "o.example",
+    "id": "o.sort_key",  # natural order: 2.1 < 10.1 < 101.0 (schema.natural_key)
     "confidence": "o.confidence",
     # p(needs edit) from the slice: the predicted class's confidence, or its complement
     # (equal to predictions.prob up to float rounding; joining predictions costs ~150 ms)

@@ -14,7 +14,7 @@ import pyarrow as pa
 from engine.store.connection import Database, StoreError
 from engine.store.ingest import CHANGED, STALE_KEY
 from engine.store.records import Run, dumps
-from engine.store.schema import RUN_TABLES, SUMMARISE_SLICES, quote
+from engine.store.schema import RUN_TABLES, SUMMARISE_SLICES, natural_key, quote
 from engine.vocabulary import METRIC_NAMES, POPULATIONS
 
 # Examples per query of pending_example_batches. Each query scans the ids after the last one
@@ -23,6 +23,10 @@ from engine.vocabulary import METRIC_NAMES, POPULATIONS
 _PENDING_READ_ROWS = 2048
 # Row order on publish: outcomes by the TUI's filter keys, so DuckDB's zone maps skip the rest.
 _MERGE_ORDER = {"outcomes": "run, method, layer, example", "scores": "run, example, method, layer"}
+# What publish reads: outcomes gain their id's sort key (staging stores leave it NULL).
+_MERGE_COLUMNS = {
+    "outcomes": f"COLUMNS(lambda c: c <> 'sort_key'), {natural_key('example')} AS sort_key"
+}
 
 
 class JobWrites:
@@ -122,8 +126,9 @@ class JobWrites:
                 for name in (*RUN_TABLES, "runs"):
                     key = "id" if name == "runs" else "run"
                     db.execute(
-                        f"INSERT INTO {name} BY NAME SELECT * FROM staging.{name} "
-                        f"WHERE {key} = ? ORDER BY {_MERGE_ORDER.get(name, 'ALL')}",
+                        f"INSERT INTO {name} BY NAME SELECT {_MERGE_COLUMNS.get(name, '*')} "
+                        f"FROM staging.{name} WHERE {key} = ? "
+                        f"ORDER BY {_MERGE_ORDER.get(name, 'ALL')}",
                         [run_id],
                     )
                 self._summarise(run_id)

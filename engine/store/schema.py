@@ -13,6 +13,8 @@ Version history:
   1  the first released schema.
   2  ``slices``: the (method, layer) pairs of each run with their example counts, so a run with no
      scorable example still lists its methods; filled from ``outcomes`` on upgrade.
+  3  ``outcomes.sort_key``: the example id's natural sort key (``natural_key``), so the list's id
+     sort is numeric ("2.1" < "10.1" < "101.0"); filled from the ids on upgrade.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import pyarrow as pa
 from engine.store.connection import Database, StoreError
 from engine.vocabulary import METRICS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DB = "editlens.duckdb"
 UPGRADE_HINT = "upgrade it once with `editlens info --upgrade` (or any writing command)"
 
@@ -44,6 +46,25 @@ EXAMPLE_SCHEMA = pa.schema(
 )
 
 RUN_TABLES = ("predictions", "scores", "heads", "outcomes")
+
+
+def natural_key(column: str) -> str:
+    """SQL for the natural sort key of the id in ``column``: plain string order on it is the
+    order a reader expects, "2.1" < "10.1" < "10.2" < "10.2/edited" < "101.0".
+
+    Each run of digits becomes its length in two digits followed by the digits, leading zeros
+    dropped ("29865.6" -> "0529865.016"), so a longer number sorts after a shorter one and equal
+    lengths compare digit by digit; other characters stay as they are. Exact for runs of up to
+    99 digits; ids that differ only in leading zeros get the same key (ties go to the id).
+
+    Stored with each outcome row when a run is published, not computed per query: at 1 M
+    examples sorting on this expression took 669 ms, on a stored column (the id) 19 ms.
+    """
+    digits = "lpad(length(ltrim(p, '0'))::VARCHAR, 2, '0') || ltrim(p, '0')"
+    return (
+        f"array_to_string(list_transform(regexp_extract_all({column}, '[0-9]+|[^0-9]+'), "
+        f"lambda p: CASE WHEN p[1] BETWEEN '0' AND '9' THEN {digits} ELSE p END), '')"
+    )
 
 
 def metric_columns(table: str) -> dict[str, str]:
@@ -106,7 +127,8 @@ CREATE TABLE IF NOT EXISTS outcomes (
     label BOOLEAN NOT NULL, pred BOOLEAN NOT NULL, confidence DOUBLE NOT NULL,
     kind VARCHAR NOT NULL, rationale_size SMALLINT NOT NULL, seen_words INTEGER NOT NULL,
     scorable BOOLEAN NOT NULL,      -- the metrics are NULL when not
-    {_columns("outcomes")}
+    {_columns("outcomes")},
+    sort_key VARCHAR                -- natural_key(example), written on publish (NULL in staging)
 );
 -- Written when a run is published: per method x layer x population means, so reports need no
 -- pass over outcomes ...
@@ -131,7 +153,11 @@ SUMMARISE_SLICES = """
 """
 
 # What each version adds beyond new tables and metric columns (which ``upgrade`` always adds).
-_MIGRATIONS: dict[int, str] = {2: SUMMARISE_SLICES.format(where="TRUE")}
+_MIGRATIONS: dict[int, str] = {
+    2: SUMMARISE_SLICES.format(where="TRUE"),
+    3: "ALTER TABLE outcomes ADD COLUMN sort_key VARCHAR; "
+    f"UPDATE outcomes SET sort_key = {natural_key('example')}",
+}
 
 
 def check(db: Database, *, read_only: bool) -> None:
