@@ -484,7 +484,7 @@ def test_a_reingest_that_changes_scored_sentences_is_refused_in_one_line(cli, sc
     changed.write_text(CHANGED_XML)
     before = snapshot(scored)
     line = cli("ingest", changed, "--db", scored).refused()
-    assert "changes sentences that 1 run(s) were scored on (e.g. r1)" in line
+    assert "changes sentences that 1 run(s) were scored or trained on (e.g. r1)" in line
     assert "--replace-scored" in line
     assert snapshot(scored) == before
 

@@ -165,33 +165,22 @@ class CorpusWrites:
             replaced, changed = db.rows(
                 f"SELECT count(*), count(*) FILTER (WHERE {CHANGED}) {join}", {"corpus": corpus}
             )[0]
-            runs: list[str] = []
-            if changed:
-                runs = [
-                    run
-                    for (run,) in db.rows(
-                        f"""
-                        SELECT DISTINCT p.run {join}
-                        JOIN predictions p ON p.example = i.id
-                        JOIN runs r ON r.id = p.run AND r.corpus = $corpus
-                        WHERE {CHANGED} ORDER BY 1
-                        """,
-                        {"corpus": corpus},
-                    )
-                ]
+            affected = self._runs_on_changed(corpus) if changed else {}
+            runs = sorted(affected)
             if runs and scored == "refuse":
                 raise StoreError(
                     f"corpus {corpus}: the file changes sentences that {len(runs)} run(s) were "
-                    f"scored on (e.g. {runs[0]}); pass --replace-scored stale to keep those runs "
-                    "marked stale, or --replace-scored remove to delete them"
+                    f"scored or trained on (e.g. {runs[0]}); pass --replace-scored stale to keep "
+                    "those runs marked stale, or --replace-scored remove to delete them"
                 )
             for run in runs:
                 if scored == "remove":
                     self._delete_run_rows(run)
                 else:
+                    why = "scoring" if affected[run] == "evaluate" else "training"
                     db.execute(
                         "INSERT OR REPLACE INTO meta VALUES (?, ?)",
-                        [STALE_KEY + run, f"sentences of corpus {corpus} changed after scoring"],
+                        [STALE_KEY + run, f"sentences of corpus {corpus} changed after {why}"],
                     )
             found = db.one("SELECT value FROM meta WHERE key = ?", [VERSION_KEY + corpus])
             version = int(found[0]) if found else 0
@@ -203,6 +192,37 @@ class CorpusWrites:
                 )
             self._swap_in(corpus)
         return Replacement(written, replaced, changed, tuple(runs), version)
+
+    def _runs_on_changed(self, corpus: str) -> dict[str, str]:
+        """Run id -> kind of the runs that read a sentence the scratch table changes: evaluation
+        runs that scored it, and training runs that trained (or chose their epoch) on it.
+
+        A training run reads what ``engine.train`` reads: the first ``limit`` ids of the
+        corpus' train split and of its dev split (all of them without a limit); the store
+        keeps no list of its examples, so their positions are found here, before the swap."""
+        rows = self._db.rows(
+            f"""
+            WITH changed AS (
+                SELECT e.id, e.split FROM incoming i
+                JOIN examples e ON e.corpus = $corpus AND e.id = i.id WHERE {CHANGED}
+            ), placed AS (
+                SELECT id, row_number() OVER (PARTITION BY split ORDER BY id) AS position
+                FROM examples WHERE corpus = $corpus AND split IN ('train', 'dev')
+            ), trained AS (
+                SELECT min(p.position) AS first FROM changed c JOIN placed p ON p.id = c.id
+            )
+            SELECT DISTINCT r.id, r.kind FROM changed c
+            JOIN predictions p ON p.example = c.id
+            JOIN runs r ON r.id = p.run AND r.corpus = $corpus
+            UNION
+            SELECT r.id, r.kind FROM runs r, trained t
+            WHERE r.kind = 'train' AND r.corpus = $corpus AND t.first IS NOT NULL
+              AND t.first <= coalesce(TRY_CAST(json_extract(r.config, '$.limit') AS BIGINT),
+                                      t.first)
+            """,
+            {"corpus": corpus},
+        )
+        return dict(rows)
 
     def write_examples(self, corpus: str, batches: Iterable[pa.Table]) -> int:
         """Insert or replace a corpus' examples (a job's staging store, fixtures): no run is

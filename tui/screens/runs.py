@@ -81,11 +81,14 @@ class RunsScreen(ReportsFailures, Screen):
     class Loaded(Message):
         """Runs, corpora and the method table were read from the store (by the worker)."""
 
-        def __init__(self, overview: pa.Table, matrix: pa.Table, corpora: list[str]) -> None:
+        def __init__(
+            self, overview: pa.Table, matrix: pa.Table, corpora: list[str], stale: dict[str, str]
+        ) -> None:
             super().__init__()
             self.overview = overview
             self.matrix = matrix
             self.corpora = corpora
+            self.stale = stale  # run id -> why its figures no longer match the store's text
 
     def __init__(self) -> None:
         super().__init__()
@@ -96,7 +99,7 @@ class RunsScreen(ReportsFailures, Screen):
         yield Header()
         with VerticalScroll():
             yield Static("", id="empty")
-            yield Label("Runs", classes="title")
+            yield Label("Runs", id="runs-title", classes="title")
             yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
             yield Label("", id="matrix-title", classes="title")
             yield DataTable(id="matrix", cursor_type="row")
@@ -119,7 +122,8 @@ class RunsScreen(ReportsFailures, Screen):
             overview = store.run_overview()
             matrix = store.method_matrix(self.matrix_metric, self.population)
             corpora = [c.name for c in store.corpora()]
-        self.post_message(self.Loaded(overview, matrix, corpora))
+            stale = store.stale_runs()
+        self.post_message(self.Loaded(overview, matrix, corpora, stale))
 
     def refresh_data(self) -> None:
         """Read the store again (the app calls this when the store changed)."""
@@ -154,7 +158,7 @@ class RunsScreen(ReportsFailures, Screen):
             runs.add_row(
                 literal(labels[row["id"]]),
                 literal(f"{row['corpus']}/{row['split']}"),
-                row["kind"],
+                _kind(row["kind"], row["id"] in event.stale),
                 f"{row['n']:,}",
                 _num(row["accuracy"]),
                 _num(row["f1"]),
@@ -165,6 +169,7 @@ class RunsScreen(ReportsFailures, Screen):
             )
         if rows:
             runs.move_cursor(row=min(current, len(rows) - 1))
+        self._show_stale(event.stale, labels)
         empty = self.query_one("#empty", Static)
         empty.display = not rows
         empty.update(
@@ -172,6 +177,15 @@ class RunsScreen(ReportsFailures, Screen):
             "(or `editlens demo` for the whole loop), or press [b]e[/b] to start one here."
         )
         self._show_matrix(event.matrix, rows, labels)
+
+    def _show_stale(self, stale: dict[str, str], labels: dict[str, str]) -> None:
+        """The title says which runs are stale and why: their figures were computed on
+        sentences that a re-ingest has since changed (``ingest --replace-scored stale``)."""
+        title = Text("Runs")
+        for run, why in stale.items():
+            if run in labels:
+                title.append(f" · {labels[run]} stale: {why}; rerun it", style="bold")
+        self.query_one("#runs-title", Label).update(title)
 
     def _show_matrix(
         self, matrix: pa.Table, runs: list[dict[str, Any]], labels: dict[str, str]
@@ -264,6 +278,14 @@ class RunsScreen(ReportsFailures, Screen):
     def _start_job(self, spec: dict[str, Any] | None) -> None:
         if spec:
             self.app.start_job(spec)
+
+
+def _kind(kind: str, stale: bool) -> Text:
+    """The run's kind, with a badge when its figures describe sentences that changed since."""
+    text = Text(kind)
+    if stale:
+        text.append(" stale", style="bold reverse")
+    return text
 
 
 def _num(value: float | None) -> str:
