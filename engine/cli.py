@@ -568,7 +568,7 @@ def evaluate(
             _, result = pipeline.train_then_evaluate(db, spec, training, reporter, merge=merge)
         else:
             result = pipeline.evaluate(db, spec, reporter, merge=merge)
-    if not events and merge:
+    if not events and merge and result.rank == 0:  # the other ranks end before the publish
         with Store(db, read_only=True) as store:
             out.print(render(store, report_rows(store, [result.run_id])))
 
@@ -755,6 +755,9 @@ def demo(
     epochs: Annotated[int, typer.Option(min=1, help="Fine-tuning epochs.")] = demo_default(
         "epochs"
     ),
+    device: Annotated[
+        str, typer.Option(help="auto | cpu | cuda | cuda:N | mps; auto takes the GPU if any.")
+    ] = demo_default("device"),
     db: DbOption = Path(DEFAULT_DB),
 ) -> None:
     """The whole loop on the embedded corpus: ingest, fine-tune, evaluate with baselines, report."""
@@ -762,7 +765,7 @@ def demo(
     from engine.report import render, report_rows
 
     with ConsoleReporter() as reporter:
-        result = pipeline.demo(db, DemoSpec(epochs=epochs), reporter)
+        result = pipeline.demo(db, DemoSpec(epochs=epochs, device=device), reporter)
     with Store(db, read_only=True) as store:
         out.print(render(store, report_rows(store, result.run_ids)))
     err.print(f"demo finished in {result.seconds:.0f} s; store: {db}")

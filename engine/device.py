@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EditlensError
@@ -125,6 +126,12 @@ def to_float32(tensor: torch.Tensor) -> torch.Tensor:
 # --- processes -----------------------------------------------------------------------------------
 
 
+# How long a rank waits at a barrier: while rank 0 alone copies an evaluation's examples into its
+# staging store or folds the shards of a killed run into it, the others wait, and on a corpus of
+# a million sentences that can outlast PyTorch's default (10 minutes for NCCL).
+BARRIER_TIMEOUT = timedelta(hours=2)
+
+
 def launched_processes() -> int:
     """How many processes the launcher started (1 without torchrun or accelerate launch)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
@@ -195,10 +202,13 @@ def start_processes(device_name: str) -> Processes:
         )
     if requested.type == "mps":
         raise EditlensError("device mps: one process only; run without torchrun or use cpu")
-    from accelerate import Accelerator
+    from accelerate import Accelerator, InitProcessGroupKwargs
 
     accelerator = Accelerator(
-        cpu=requested.type == "cpu", device_placement=False, mixed_precision="no"
+        cpu=requested.type == "cpu",
+        device_placement=False,
+        mixed_precision="no",
+        kwargs_handlers=[InitProcessGroupKwargs(timeout=BARRIER_TIMEOUT)],
     )
     return Processes(
         rank=accelerator.process_index,

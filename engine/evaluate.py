@@ -4,6 +4,16 @@ A job reads its examples into its own staging store, writes results there chunk 
 killed job resumes where it stopped), and publishes everything to the main store in one
 transaction at the end: a run is visible complete or not at all. What a chunk becomes is
 ``engine.evaluator``'s business.
+
+Several processes (``torchrun --nproc_per_node N``, ``accelerate launch``) run this same function,
+one per rank, each on the device of its local rank. Rank 0 prepares the staging store; the
+examples still pending are then cut into chunks exactly as one process cuts them (``CHUNK_ROWS``
+in id order), and rank r evaluates chunks r, r + N, r + 2N, ... into a shard store of its own
+beside the staging store (``<run>.rank<r>.duckdb``). When every rank has finished, rank 0 adds
+the shards to the staging store and publishes the run once, so its classification figures and
+summaries cover every example; the run's id does not depend on N. A killed rank leaves its shard
+behind and nothing visible; the next attempt, with any number of processes, adds the shards left
+over before it cuts the pending examples, so no finished chunk is computed twice.
 """
 
 from __future__ import annotations
@@ -20,13 +30,13 @@ from typing import Any
 import pyarrow as pa
 
 from engine.corpus import SPLITS
-from engine.device import DEFAULT_PRECISION, check_precision, resolve_device
+from engine.device import DEFAULT_PRECISION, Processes, check_precision, start_processes
 from engine.errors import EditlensError
 from engine.evaluator import Evaluator
 from engine.metrics import Classification, classification
 from engine.models import load_model, model_label, slug
 from engine.specs import EvalSpec
-from engine.store import Run, Store, publish_run, staging_dir
+from engine.store import Run, Store, publish_run, remove_store_file, staging_dir
 from engine.vocabulary import METHOD_NAMES
 
 ALL_METHODS = METHOD_NAMES
@@ -49,11 +59,14 @@ class EvalResult:
     classification: Classification
     examples: int
     resumed: int  # examples found already done in the staging store
+    # Under several processes, every rank but 0 returns its own shard's figures (``staging`` is
+    # the shard) before rank 0 has published: only rank 0's result describes the run.
+    rank: int = 0
 
 
-# Where it runs, how many rows share a pass and what it is called do not change what an
-# evaluation computes: changing them reuses the run instead of recomputing it.
-NOT_IDENTITY = ("device", "batch_size", "label")
+# Where it runs, on how many processes, how many rows share a pass and what it is called do not
+# change what an evaluation computes: changing them reuses the run instead of recomputing it.
+NOT_IDENTITY = ("device", "processes", "batch_size", "label")
 
 
 def identity(config: dict[str, Any]) -> dict[str, Any]:
@@ -77,13 +90,16 @@ def evaluate(
     merge: bool = True,
     on_progress: Callable[[EvalProgress], None] | None = None,
 ) -> EvalResult:
-    """Evaluate ``spec.model`` on ``spec.corpus``; every check happens before anything is written."""
+    """Evaluate ``spec.model`` on ``spec.corpus``; every check happens before anything is written.
+
+    Under several processes every rank calls this; rank 0 alone reports progress and publishes.
+    """
     spec.check()
     if spec.split not in (*SPLITS, "all"):
         raise EditlensError(f"unknown split {spec.split!r}; use train, dev, test or all")
     splits = list(SPLITS) if spec.split == "all" else [spec.split]
-    device = resolve_device(spec.device)
-    check_precision(device, spec.precision)
+    procs = start_processes(spec.device)
+    check_precision(procs.device, spec.precision)
     with Store(db, read_only=True) as main:
         if not main.has_corpus(spec.corpus):
             raise EditlensError(
@@ -105,27 +121,29 @@ def evaluate(
             )
         run_id = run_id_for(spec)
         staging_path = staging_dir(db) / f"{run_id}.duckdb"
-        staging_path.parent.mkdir(parents=True, exist_ok=True)
-        staging = Store(staging_path)
-        if not staging.has_corpus(spec.corpus):
-            batches = main.example_batches(spec.corpus, splits=splits, limit=spec.limit)
-            staging.write_examples(spec.corpus, (pa.Table.from_batches([b]) for b in batches))
+        if procs.main:
+            _prepare_staging(main, staging_path, spec, splits, run_id)
+    procs.barrier()  # the other ranks read the staging store rank 0 prepared
     started = datetime.now()
-    with staging:
-        evaluator = Evaluator(spec, loaded, run_id, device)
-        resumed = staging.count_done(run_id)
-        total = staging.count_examples(spec.corpus)  # the staging store holds just these
-        done, clock = resumed, time.perf_counter()
-
-        def batch_done(size: int) -> None:
-            nonlocal done
-            done += size
-            if on_progress:
-                rate = (done - resumed) / max(time.perf_counter() - clock, 1e-9)
-                on_progress(EvalProgress(done, total, rate))
-
-        for chunk in staging.pending_example_batches(spec.corpus, run_id, rows=CHUNK_ROWS):
-            staging.write_chunk(evaluator.process(chunk, batch_done))
+    evaluator = Evaluator(spec, loaded, run_id, procs.device)
+    report = on_progress if procs.main else None
+    if procs.world == 1:
+        with Store(staging_path) as staging:
+            resumed, total = _evaluate_chunks(staging, staging, evaluator, procs, report)
+    else:
+        shard_path = _shard_path(staging_path, procs.rank)
+        with Store(staging_path, read_only=True) as source, Store(shard_path) as shard:
+            resumed, total = _evaluate_chunks(source, shard, evaluator, procs, report)
+            labels, preds = shard.run_labels(run_id)
+        procs.barrier()  # every shard is written
+        if not procs.main:
+            figures = classification(labels, preds)
+            return EvalResult(
+                run_id, evaluator.display_name, shard_path, False, figures, len(labels), 0,
+                procs.rank,
+            )  # fmt: skip
+    with Store(staging_path) as staging:
+        _add_shards(staging, staging_path, run_id)
         labels, preds = staging.run_labels(run_id)
         figures = classification(labels, preds)
         staging.record_run(
@@ -138,7 +156,7 @@ def evaluate(
                 split=spec.split,
                 layers=loaded.layers,
                 heads=loaded.heads,
-                config={**asdict(spec), "device": str(device)},
+                config={**asdict(spec), "device": procs.device_name, "processes": procs.world},
                 metrics=asdict(figures),
                 started=started,
                 finished=datetime.now(),
@@ -147,3 +165,64 @@ def evaluate(
     if merge:
         publish_run(db, staging_path, run_id)
     return EvalResult(run_id, evaluator.display_name, staging_path, merge, figures, total, resumed)
+
+
+def _prepare_staging(
+    main: Store, path: Path, spec: EvalSpec, splits: list[str], run_id: str
+) -> None:
+    """The staging store with the run's examples and the rows of every shard an earlier,
+    killed attempt left (by rank 0 alone, before any rank evaluates)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with Store(path) as staging:
+        if not staging.has_corpus(spec.corpus):
+            batches = main.example_batches(spec.corpus, splits=splits, limit=spec.limit)
+            staging.write_examples(spec.corpus, (pa.Table.from_batches([b]) for b in batches))
+        _add_shards(staging, path, run_id)
+
+
+def _shard_path(staging_path: Path, rank: int) -> Path:
+    return staging_path.with_name(f"{staging_path.stem}.rank{rank}.duckdb")
+
+
+def _add_shards(staging: Store, staging_path: Path, run_id: str) -> None:
+    """Move the rows of every rank's shard into the staging store, then delete the shards."""
+    for shard in sorted(staging_path.parent.glob(f"{staging_path.stem}.rank*.duckdb")):
+        staging.add_shard(shard, run_id)
+        remove_store_file(shard)
+
+
+def _evaluate_chunks(
+    source: Store,
+    target: Store,
+    evaluator: Evaluator,
+    procs: Processes,
+    on_progress: Callable[[EvalProgress], None] | None,
+) -> tuple[int, int]:
+    """Evaluate this rank's chunks of the examples ``source`` has no prediction for, writing
+    each into ``target``; returns (examples done before, examples in all)."""
+    corpus, run_id = evaluator.spec.corpus, evaluator.run_id
+    resumed = source.count_done(run_id)
+    total = source.count_examples(corpus)  # the staging store holds just these
+    pending = total - resumed
+    mine = _rows_of_rank(pending, procs.world, procs.rank)
+    scale = pending / max(mine, 1)  # rank 0's share stands for the whole run's progress
+    done, clock = 0, time.perf_counter()
+
+    def batch_done(size: int) -> None:
+        nonlocal done
+        done += size
+        if on_progress:
+            rate = done * scale / max(time.perf_counter() - clock, 1e-9)
+            on_progress(EvalProgress(resumed + round(done * scale), total, rate))
+
+    chunks = source.pending_example_batches(corpus, run_id, rows=CHUNK_ROWS)
+    for index, chunk in enumerate(chunks):
+        if index % procs.world == procs.rank:
+            target.write_chunk(evaluator.process(chunk, batch_done))
+    return resumed, total
+
+
+def _rows_of_rank(pending: int, world: int, rank: int) -> int:
+    """How many of ``pending`` examples fall in the chunks rank ``rank`` of ``world`` takes."""
+    starts = range(rank * CHUNK_ROWS, pending, world * CHUNK_ROWS)
+    return sum(min(CHUNK_ROWS, pending - start) for start in starts)

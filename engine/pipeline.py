@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.device import DEFAULT_DEVICE
 from engine.models import DEFAULT_MODEL, RANDOM_MODEL
 from engine.specs import EvalSpec
 from engine.train import TrainSpec
@@ -70,14 +71,16 @@ def train(
 def evaluate(
     db: Path, spec: EvalSpec, reporter: Reporter | None = None, *, merge: bool = True
 ) -> EvalResult:
-    """Predict, score and measure one model on one split; resumes a killed run of the same spec."""
+    """Predict, score and measure one model on one split; resumes a killed run of the same spec.
+    Under several processes only rank 0 reports what it evaluated (the whole run)."""
     spec.check()  # before importing torch: a bad option is refused in a blink
     from engine.evaluate import evaluate as run_evaluate
 
     reporter = reporter or Reporter()
     reporter.started(f"evaluate {spec.model} on {spec.corpus}/{spec.split}")
     result = run_evaluate(db, spec, merge=merge, on_progress=reporter.eval_progress)
-    reporter.evaluated(result)
+    if result.rank == 0:
+        reporter.evaluated(result)
     return result
 
 
@@ -115,6 +118,7 @@ class DemoSpec:
     ig_steps: int = 8
     sentences: int = 3000  # when the corpus file has to be regenerated
     seed: int = 2016  # its seed: data/aesw-synthetic.xml is this seed's output
+    device: str = DEFAULT_DEVICE  # where it trains and evaluates
 
 
 @dataclass(frozen=True)
@@ -138,21 +142,27 @@ def demo_corpus(spec: DemoSpec) -> Path:
 
 def demo(db: Path, spec: DemoSpec, reporter: Reporter | None = None) -> DemoResult:
     """Ingest the embedded corpus, fine-tune the default model, evaluate it and two baselines."""
+    from engine.device import resolve_device
     from engine.ingest import ingest
     from engine.store import Store
 
+    resolve_device(spec.device)  # a device this machine lacks is refused before any work
     reporter = reporter or Reporter()
     started = time.perf_counter()
     corpus_file = demo_corpus(spec)
     reporter.started(f"ingest {corpus_file.name}")
     with Store(db) as store:
         reporter.ingested(ingest(store, corpus_file, corpus=spec.corpus, pairs=True))
-    trained = train(
-        db, TrainSpec(corpus=spec.corpus, model=DEFAULT_MODEL, epochs=spec.epochs, lr=spec.lr),
-        reporter,
-    )  # fmt: skip
+    training = TrainSpec(
+        corpus=spec.corpus, model=DEFAULT_MODEL, epochs=spec.epochs, lr=spec.lr, device=spec.device
+    )
+    trained = train(db, training, reporter)
     run_ids = [
-        evaluate(db, EvalSpec(corpus=spec.corpus, model=model, ig_steps=spec.ig_steps), reporter).run_id
+        evaluate(
+            db,
+            EvalSpec(corpus=spec.corpus, model=model, ig_steps=spec.ig_steps, device=spec.device),
+            reporter,
+        ).run_id
         for model in (str(trained.checkpoint), DEFAULT_MODEL, RANDOM_MODEL)
-    ]  # fmt: skip
+    ]
     return DemoResult(corpus_file, run_ids, time.perf_counter() - started)

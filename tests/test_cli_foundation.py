@@ -645,7 +645,7 @@ def test_the_demo_fine_tunes_then_evaluates_it_and_two_baselines_with_the_demo_s
 
     def evaluate(db, spec, *, merge=True, on_progress=None):
         calls.append(spec)
-        return SimpleNamespace(run_id=f"eval-{len(calls)}")
+        return SimpleNamespace(run_id=f"eval-{len(calls)}", rank=0)
 
     monkeypatch.setattr("engine.train.train", train)
     monkeypatch.setattr("engine.evaluate.evaluate", evaluate)

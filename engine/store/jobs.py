@@ -4,6 +4,7 @@ publish that merges a finished run into the main store, all at once or not at al
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import astuple
 from pathlib import Path
 from typing import Any
@@ -110,31 +111,61 @@ class JobWrites:
             db.execute("DELETE FROM runs WHERE id = ?", [run.id])
             db.execute(f"INSERT INTO runs VALUES ({', '.join('?' * len(values))})", values)
 
-    def merge_run(self, staging: Path, run_id: str) -> None:
-        """Publish a run written to a staging store: all its rows appear at once, or none do."""
+    @contextmanager
+    def _attached(self, staging: Path, alias: str) -> Iterator[None]:
+        """Another staging store, read-only, as schema ``alias`` for the block."""
         db = self._db
         try:
-            db.con.execute(f"ATTACH '{quote(staging)}' AS staging (READ_ONLY)")
+            db.con.execute(f"ATTACH '{quote(staging)}' AS {alias} (READ_ONLY)")
         except (duckdb.Error, OSError) as error:  # the staging file is unusable
             raise StoreError(
                 f"{staging}: cannot open the staging store ({str(error).splitlines()[0]}); "
                 "rerun the job"
             ) from None
         try:
-            with db.doing(f"cannot merge run {run_id} from {staging}"), db.transaction():
-                self._delete_run_rows(run_id)
-                for name in (*RUN_TABLES, "runs"):
-                    key = "id" if name == "runs" else "run"
-                    db.execute(
-                        f"INSERT INTO {name} BY NAME SELECT {_MERGE_COLUMNS.get(name, '*')} "
-                        f"FROM staging.{name} WHERE {key} = ? "
-                        f"ORDER BY {_MERGE_ORDER.get(name, 'ALL')}",
-                        [run_id],
-                    )
-                self._summarise(run_id)
-                self._mark_if_text_changed(run_id)
+            yield
         finally:
-            db.execute("DETACH staging")
+            db.execute(f"DETACH {alias}")
+
+    def add_shard(self, shard: Path, run_id: str) -> None:
+        """Add a run's rows from ``shard`` (one process's part of an evaluation run by several)
+        to this staging store, in one transaction; rows of examples this store already has a
+        prediction for are skipped, so adding the same shard twice adds nothing the second time."""
+        db = self._db
+        # predictions last: every table's filter reads the predictions as they were before
+        tables = sorted(RUN_TABLES, key=lambda name: name == "predictions")
+        with (
+            self._attached(shard, "shard"),
+            db.doing(f"cannot add {shard} to run {run_id}"),
+            db.transaction(),
+        ):
+            for name in tables:
+                db.execute(
+                    f"INSERT INTO {name} BY NAME SELECT * FROM shard.{name} "
+                    "WHERE run = $run AND example NOT IN "
+                    "(SELECT example FROM predictions WHERE run = $run)",
+                    {"run": run_id},
+                )
+
+    def merge_run(self, staging: Path, run_id: str) -> None:
+        """Publish a run written to a staging store: all its rows appear at once, or none do."""
+        db = self._db
+        with (
+            self._attached(staging, "staging"),
+            db.doing(f"cannot merge run {run_id} from {staging}"),
+            db.transaction(),
+        ):
+            self._delete_run_rows(run_id)
+            for name in (*RUN_TABLES, "runs"):
+                key = "id" if name == "runs" else "run"
+                db.execute(
+                    f"INSERT INTO {name} BY NAME SELECT {_MERGE_COLUMNS.get(name, '*')} "
+                    f"FROM staging.{name} WHERE {key} = ? "
+                    f"ORDER BY {_MERGE_ORDER.get(name, 'ALL')}",
+                    [run_id],
+                )
+            self._summarise(run_id)
+            self._mark_if_text_changed(run_id)
 
     def _mark_if_text_changed(self, run_id: str) -> None:
         """A run staged before its corpus was re-ingested scored the old text: published, it is
