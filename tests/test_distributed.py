@@ -1,8 +1,10 @@
-"""`editlens train` under torchrun with 2 CPU processes (gloo, through Accelerate): the same
-training as one process with the same global batch, and one writer."""
+"""`editlens train` and `editlens evaluate` under torchrun with 2 CPU processes (gloo, through
+Accelerate): the same training as one process with the same global batch, and one writer; the
+same evaluation as one process, example for example, published once."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -12,8 +14,10 @@ import pytest
 from train_fixture import corpus, make_store, tiny_model
 
 from engine.checkpoints import LAST
-from engine.store import Store
+from engine.evaluate import EvalSpec, evaluate
+from engine.store import Store, staging_dir
 from engine.train import STAGING, TrainSpec, train
+from engine.vocabulary import METHOD_NAMES
 
 SETTINGS = {"epochs": 2, "batch_size": 8, "max_length": 32, "lr": 1e-3}
 EDITLENS = Path(sys.executable).parent / "editlens"
@@ -77,3 +81,45 @@ def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path: Path) -
     # rank 0 alone wrote: one state, no leftovers of a second writer
     assert sorted(p.name for p in out.iterdir()) == ["best", LAST]
     assert not (out / STAGING).exists()
+
+
+@pytest.mark.slow
+def test_two_processes_evaluate_as_one_example_for_example_and_publish_once(
+    tmp_path: Path,
+) -> None:
+    import duckdb
+
+    model = tiny_model(tmp_path / "tiny-bert", dropout=0.0)
+    # 1,100 examples: three chunks of CHUNK_ROWS (512, 512, 76), so rank 0 takes two, rank 1 one
+    examples = corpus(train=1000, dev=100)
+    spec = EvalSpec(
+        corpus="tiny", model=str(model), split="all", methods=METHOD_NAMES, max_length=32,
+        ig_steps=2, device="cpu",
+    )  # fmt: skip
+    one_db = make_store(tmp_path / "one" / "store.duckdb", "tiny", examples)
+    one = evaluate(one_db, spec)
+
+    two_db = make_store(tmp_path / "two" / "store.duckdb", "tiny", examples)
+    result = torchrun(
+        "evaluate", "--corpus=tiny", f"--model={model}", "--split=all", "--max-length=32",
+        "--ig-steps=2", "--device=cpu", f"--db={two_db}", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.count(f"run {one.run_id}: 1,100 examples") == 1  # rank 0 reports
+    # and prints the report, once: one table per population
+    assert result.stdout.count("at the last layer: all scorable") == 1, result.stdout
+
+    with Store(two_db, read_only=True) as store:
+        runs = store.runs(kind="evaluate")
+    assert [run.id for run in runs] == [one.run_id]
+    assert (runs[0].config["processes"], runs[0].config["device"]) == (2, "cpu")
+    assert runs[0].metrics == dataclasses.asdict(one.classification)
+    tables = ("predictions", "scores", "heads", "outcomes", "summaries", "slices")
+    for table in tables:
+        query = f"FROM {table} WHERE run = ? ORDER BY ALL"
+        with duckdb.connect(str(one_db), read_only=True) as con:
+            expected = con.execute(query, [one.run_id]).fetchall()
+        with duckdb.connect(str(two_db), read_only=True) as con:
+            assert con.execute(query, [one.run_id]).fetchall() == expected, table
+        assert expected, table
+    assert not list(staging_dir(two_db).iterdir())  # staging store and both shards gone
