@@ -14,15 +14,25 @@ from typing import Any
 
 import numpy as np
 
-from engine.metrics import Estimate, bootstrap_draws, mean_with_ci
-from engine.vocabulary import BASELINE_METHOD, HEADLINE_METHOD, HEADLINE_METRIC, is_layered
+from engine.metrics import Estimate, bootstrap_draws, mcnemar, mean_with_ci, paired_difference
+from engine.vocabulary import (
+    AGGREGATIONS,
+    BASELINE_METHOD,
+    FORWARD_METHODS,
+    HEADLINE_METHOD,
+    HEADLINE_METRIC,
+    METRICS,
+    is_layered,
+    method_order,
+)
 
 DELETED = "aesw-deleted"  # minimal pairs from the released deleted.jsonl.gz: trained and tested
 SPELLING = "aesw-spelling"  # every row of spelling.jsonl.gz: the transfer test, never trained on
 CORPORA = (DELETED, SPELLING)
 CORPUS_TITLES = {DELETED: "deleted", SPELLING: "spelling"}
 RESAMPLES = 1000
-FAITHFULNESS = ("comprehensiveness", "sufficiency")
+FAITHFULNESS = tuple(m.name for m in METRICS if m.family == "faithfulness")
+CONVERGENCE = tuple(m.name for m in METRICS if m.family == "convergence")
 # Stevens & Su, top-3 match on the sentences the model flags (deleted, spelling).
 PAPER = {
     "BERT-base, fine-tuned": (0.709, 0.804),
@@ -98,6 +108,34 @@ class ModelFigures:
         return self.layers if is_layered(method) else 0
 
 
+@dataclass(frozen=True)
+class CheckpointFigures:
+    """One point of accuracy against interpretability on ``deleted``/test: a kept epoch of a
+    fine-tuned model, or a model as it is (``epoch`` None)."""
+
+    name: str  # the model's name on the page (ModelFigures.name)
+    seed: int | None
+    epoch: int | None
+    selected: bool  # the epoch picked on dev (the model's evaluation with every method)
+    dev_accuracy: float | None
+    accuracy: Estimate
+    top3: Estimate  # last-layer attention, every scorable sentence
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two (method, layer) slices of one run on the same sentences: the paired difference."""
+
+    name: str
+    corpus: str
+    a: tuple[str, int]  # (method, layer)
+    b: tuple[str, int]
+    a_estimate: Estimate
+    b_estimate: Estimate
+    difference: Estimate  # a - b, resampling sentences with both figures kept together
+    p: float  # exact McNemar on the sentences where the two disagree
+
+
 @dataclass
 class Figures:
     """Everything the page prints, read from the store (pure data: the page is a function of it)."""
@@ -109,6 +147,10 @@ class Figures:
     settings: dict[str, Any]  # the study's spec, as JSON-safe values
     steps: list[Step]
     written: str = ""
+    checkpoints: list[CheckpointFigures] = field(default_factory=list)
+    # (model name, corpus, aggregation) -> method -> top-3 (last layer, all scorable)
+    aggregations: dict[tuple[str, str, str], dict[str, Estimate]] = field(default_factory=dict)
+    comparisons: list[Comparison] = field(default_factory=list)
 
     def estimate(
         self,
@@ -177,8 +219,8 @@ def collect(
             ):
                 continue
             wanted = [HEADLINE_METRIC]
-            if headline and row["population"] == "all" and row[FAITHFULNESS[0]] is not None:
-                wanted += FAITHFULNESS
+            if headline and row["population"] == "all":
+                wanted += [m for m in (*FAITHFULNESS, *CONVERGENCE) if row[m] is not None]
             for metric in wanted:
                 values = store.outcome_values(
                     row["run"], row["method"], row["layer"], row["population"], metric
@@ -191,15 +233,112 @@ def collect(
             for c in store.corpora()
             if c.name in CORPORA
         }
-    return Figures(
-        models=list(by_key.values()),
-        rows=rows,
-        cis=cis,
-        corpora=corpora,
-        settings=settings,
-        steps=list(steps),
-        written=datetime.now().strftime("%Y-%m-%d %H:%M"),
-    )
+        models = list(by_key.values())
+        extra = Figures(models, rows, cis, corpora, settings, list(steps))
+        extra.checkpoints = _checkpoints(store, runs, by_key)
+        extra.aggregations = _aggregations(store, runs, by_key, cis)
+        extra.comparisons = _comparisons(store, models, rows)
+    extra.written = datetime.now().strftime("%Y-%m-%d %H:%M")
+    return extra
+
+
+def _top3(store: Any, run: str, method: str, layer: int) -> Estimate:
+    values = store.outcome_values(run, method, layer, "all", HEADLINE_METRIC)
+    return mean_with_ci(values, resamples=RESAMPLES, seed=0)
+
+
+def _checkpoints(
+    store: Any, runs: Sequence[StudyRun], by_key: dict[tuple[str, int | None], ModelFigures]
+) -> list[CheckpointFigures]:
+    """Accuracy and last-layer attention's top-3 on ``deleted`` for every evaluated checkpoint."""
+    points = []
+    for study_run in runs:
+        if study_run.corpus != DELETED or study_run.aggregation != AGGREGATIONS[0]:
+            continue
+        figures = by_key.get((study_run.model, study_run.seed))
+        if figures is None:
+            continue
+        history = (figures.train or {}).get("history") or []
+        epoch = study_run.epoch or (figures.train or {}).get("best_epoch")
+        dev = history[epoch - 1].get("dev_accuracy") if epoch and len(history) >= epoch else None
+        layers = store.get_run(study_run.run_id).layers
+        labels, preds = store.run_labels(study_run.run_id)
+        points.append(
+            CheckpointFigures(
+                name=figures.name,
+                seed=study_run.seed,
+                epoch=epoch if study_run.seed is not None else None,
+                selected=study_run.main,
+                dev_accuracy=dev,
+                accuracy=classification_cis(labels, preds)["accuracy"],
+                top3=_top3(store, study_run.run_id, HEADLINE_METHOD, layers),
+            )
+        )
+    return sorted(points, key=lambda p: (p.seed is None, p.name, p.epoch or 0))
+
+
+def _aggregations(
+    store: Any,
+    runs: Sequence[StudyRun],
+    by_key: dict[tuple[str, int | None], ModelFigures],
+    cis: dict[tuple[str, str, int, str, str], Estimate],
+) -> dict[tuple[str, str, str], dict[str, Estimate]]:
+    """The forward-pass methods' top-3 under each subword aggregation, per model and data set."""
+    out: dict[tuple[str, str, str], dict[str, Estimate]] = {}
+    for study_run in runs:
+        figures = by_key.get((study_run.model, study_run.seed))
+        if study_run.epoch is not None or figures is None:
+            continue
+        estimates = {}
+        for method in FORWARD_METHODS:
+            layer = figures.layer(method)
+            key = (study_run.run_id, method, layer, "all", HEADLINE_METRIC)
+            estimates[method] = cis.get(key) or _top3(store, study_run.run_id, method, layer)
+        out[(figures.name, study_run.corpus, study_run.aggregation)] = estimates
+    return out
+
+
+def _comparisons(
+    store: Any, models: Sequence[ModelFigures], rows: Sequence[dict]
+) -> list[Comparison]:
+    """For each fine-tuned model and data set: the best (method, layer) by top-3 against
+    last-layer attention (the paper's method) and against the best of any other method."""
+    from engine.store.analysis import Side
+
+    out = []
+    for m in models:
+        if m.role != "fine-tuned":
+            continue
+        for corpus, run in m.runs.items():
+            slices = [
+                r for r in rows
+                if r["run"] == run and r["population"] == "all" and r[HEADLINE_METRIC] is not None
+            ]  # fmt: skip
+            if not slices:
+                continue
+            ordered = sorted(
+                slices, key=lambda r: (-r[HEADLINE_METRIC], method_order(r["method"]), r["layer"])
+            )
+            best = ordered[0]
+            runner = next((r for r in ordered if r["method"] != best["method"]), None)
+            rivals = [(HEADLINE_METHOD, m.layers)]
+            if runner is not None:
+                rivals.append((runner["method"], runner["layer"]))
+            winner = (best["method"], best["layer"])
+            for rival in dict.fromkeys(rivals):
+                if rival == winner:
+                    continue
+                a, b = store.paired_values(Side(run, *winner), Side(run, *rival), HEADLINE_METRIC)
+                out.append(
+                    Comparison(
+                        m.name, corpus, winner, rival,
+                        mean_with_ci(a, resamples=RESAMPLES, seed=0),
+                        mean_with_ci(b, resamples=RESAMPLES, seed=0),
+                        paired_difference(a, b, resamples=RESAMPLES, seed=0),
+                        mcnemar(np.asarray(a) > 0.5, np.asarray(b) > 0.5),
+                    )
+                )  # fmt: skip
+    return out
 
 
 def classification_cis(

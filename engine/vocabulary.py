@@ -19,6 +19,7 @@ class MethodInfo:
     short: str  # for narrow columns and the TUI's drop-downs
     family: str  # "attention", "gradient", "perturbation" or "baseline" (captum's split)
     layered: bool  # scores exist per layer (1..L); otherwise one set, stored as layer 0
+    per_word: bool = False  # scores words directly: the subword aggregation does not apply
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,10 @@ METHODS: tuple[MethodInfo, ...] = (
     MethodInfo("grad", "gradient norm", "grad", "gradient", False),
     MethodInfo("grad_x_input", "gradient × input", "grad×in", "gradient", False),
     MethodInfo("integrated_gradients", "integrated gradients", "IG", "gradient", False),
-    MethodInfo("occlusion", "leave-one-word-out occlusion", "occlusion", "perturbation", False),
-    MethodInfo("random", "random ranking", "random", "baseline", False),
+    MethodInfo(
+        "occlusion", "leave-one-word-out occlusion", "occlusion", "perturbation", False, True
+    ),
+    MethodInfo("random", "random ranking", "random", "baseline", False, True),
 )
 
 METRICS: tuple[MetricInfo, ...] = (
@@ -125,3 +128,8 @@ def method_order(method: str) -> tuple[int, str]:
 def is_layered(method: str) -> bool:
     """Whether a method has scores per layer; unknown names (old stores) count as not."""
     return method in _METHODS and _METHODS[method].layered
+
+
+def is_per_word(method: str) -> bool:
+    """Whether a method scores words directly (no subword aggregation); unknown names: not."""
+    return method in _METHODS and _METHODS[method].per_word

@@ -18,7 +18,7 @@ import torch
 
 from engine.batching import Batch
 from engine.specs import EvalSpec
-from engine.vocabulary import is_layered
+from engine.vocabulary import is_layered, is_per_word
 
 
 @dataclass
@@ -43,7 +43,6 @@ class Attribution:
     needs_gradients: ClassVar[bool] = False
     needs_hidden_states: ClassVar[bool] = False  # each layer's input, from the forward pass
     magnitude: ClassVar[bool] = False  # rank words by |token score|, not by the signed score
-    per_word: ClassVar[bool] = False  # scores come per word, not per token
 
     @classmethod
     def from_spec(cls, spec: EvalSpec) -> Attribution:
@@ -53,6 +52,11 @@ class Attribution:
     @property
     def layered(self) -> bool:
         return is_layered(self.name)
+
+    @property
+    def per_word(self) -> bool:
+        """Scores come per word, not per token: the subword aggregation does not apply."""
+        return is_per_word(self.name)
 
     def attribute(self, inputs: Inputs) -> torch.Tensor:
         """Signed scores, (batch, layers or 1, tokens), or words for a ``per_word`` method."""

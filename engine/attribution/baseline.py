@@ -16,7 +16,6 @@ class RandomRanking(Attribution):
 
     name = "random"
     family = "baseline"
-    per_word = True
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

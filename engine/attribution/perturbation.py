@@ -21,7 +21,6 @@ class Occlusion(PerturbationAttribution):
     """
 
     name = "occlusion"
-    per_word = True
 
     def __init__(self, rows_per_pass: int = OCCLUSION_ROWS_PER_PASS) -> None:
         self.rows_per_pass = rows_per_pass
