@@ -125,6 +125,13 @@ class EditlensApp(App[None]):
             self.pop_screen()
         self.push_screen(TrainingScreen(run))
 
+    def open_staging(self) -> None:
+        """The leftover staging files of unfinished evaluations, over the current screen."""
+        from tui.screens.staging import StagingScreen
+
+        if not isinstance(self.screen, StagingScreen):
+            self.push_screen(StagingScreen())
+
     def watch_metric(self, metric: str) -> None:
         for screen in self.screen_stack:
             if isinstance(screen, ExamplesScreen):
@@ -302,6 +309,11 @@ class EditlensApp(App[None]):
             "Save screen as SVG", "Write this screen to an SVG file", self.action_save_svg
         )
         yield SystemCommand("Reload the store", "Read every run again", self.reload)
+        yield SystemCommand(
+            "Staging files",
+            "Unfinished evaluations' files beside the store: list them, remove the idle ones",
+            self.open_staging,
+        )
         for metric in METRICS:
             yield SystemCommand(
                 f"Interpretable metric: {METRIC_LABELS[metric]}",

@@ -329,6 +329,7 @@ class StagedFile:
     path: Path
     bytes: int
     in_use: bool  # a running job holds it: never remove it
+    modified: float  # when a job last wrote to it, in seconds since the epoch
 
 
 def staged_files(db: Path) -> list[StagedFile]:
@@ -336,12 +337,16 @@ def staged_files(db: Path) -> list[StagedFile]:
     folder = staging_dir(Path(db))
     found = []
     for path in sorted(folder.glob("*.duckdb")) if folder.is_dir() else []:
-        try:
-            duckdb.connect(str(path)).close()  # a job holds its staging file for writing
+        try:  # read-only: never creates a file that a publish removed meanwhile
+            duckdb.connect(str(path), read_only=True).close()  # fails while a job writes it
             in_use = False
         except duckdb.Error:
             in_use = True
-        found.append(StagedFile(path, path.stat().st_size, in_use))
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # published or removed since the listing
+            continue
+        found.append(StagedFile(path, stat.st_size, in_use, stat.st_mtime))
     return found
 
 

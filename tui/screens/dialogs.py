@@ -228,17 +228,18 @@ class ConfirmScreen(ModalScreen[bool]):
     ConfirmScreen Horizontal { height: auto; margin-top: 1; }
     """
 
-    def __init__(self, question: str, yes: str) -> None:
+    def __init__(self, question: str, yes: str, no: str = "Keep running") -> None:
         super().__init__()
         self.question = question
         self.yes = yes
+        self.no = no
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(Text(self.question))
             with Horizontal():
                 yield Button(f"{self.yes} (y)", variant="error", id="yes")
-                yield Button("Keep running (n)", variant="primary", id="no")
+                yield Button(f"{self.no} (n)", variant="primary", id="no")
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:

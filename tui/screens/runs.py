@@ -64,6 +64,7 @@ class RunsScreen(ReportsFailures, Screen):
         Binding("f", "toggle_population", "All/flagged"),
         Binding("r", "reload", "Reload"),
         Binding("d", "run_detail", "Run detail"),
+        Binding("s", "staging", "Staging files"),
     ]
     DEFAULT_CSS = """
     RunsScreen #runs { height: auto; max-height: 10; }
@@ -269,6 +270,9 @@ class RunsScreen(ReportsFailures, Screen):
         run = self.selected_run()
         if run:
             self.app.push_screen(RunDetailScreen(run["id"]))
+
+    def action_staging(self) -> None:
+        self.app.open_staging()
 
     def action_evaluate(self) -> None:
         from tui.screens.evaluate import EvaluateScreen
