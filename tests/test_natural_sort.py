@@ -14,6 +14,7 @@ from test_tui_keys import open_examples, settle, status
 from textual.widgets import DataTable
 from tui_fixture import RUNS, build_with_ids
 
+from engine.figures import Side
 from engine.store import SCHEMA_VERSION, ExampleFilter, Store, StoreReader
 from tui.app import EditlensApp
 
@@ -52,6 +53,14 @@ def listed(db: Path, **changes: object) -> list[str]:
 def test_ids_sort_naturally_numbers_as_numbers_and_a_twin_after_its_original(db: Path) -> None:
     assert listed(db) == NATURAL
     assert listed(db, descending=True) == NATURAL[::-1]
+
+
+def test_a_compare_cell_lists_its_examples_in_the_same_natural_order(db: Path) -> None:
+    a, b = Side(RUN, "attention", 6), Side(RUN, "attention", 1)
+    with StoreReader(db) as reader:
+        for cell in ((True, True), (True, False), (False, True), (False, False)):
+            ids = reader.compare_page(a, b, "top3", cell, limit=100).column("id").to_pylist()
+            assert ids == [i for i in NATURAL if i in ids]
 
 
 def test_ids_that_differ_only_in_leading_zeros_tie_and_the_id_breaks_the_tie(

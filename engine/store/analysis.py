@@ -129,14 +129,14 @@ class AnalysisReads:
             f"""
             WITH cell AS (
                 SELECT a.example AS id, a.kind, a.rationale_size::INTEGER AS rationale, a.label,
-                       a.pred AS a_pred, b.pred AS b_pred
+                       a.pred AS a_pred, b.pred AS b_pred, a.sort_key
                 {_PAIRED.format(metric=metric)}
                   AND a.{metric} = $ayes AND b.{metric} = $byes
-                ORDER BY a.example LIMIT $limit OFFSET $offset
+                ORDER BY a.sort_key, a.example LIMIT $limit OFFSET $offset
             )
-            SELECT cell.*, e.text FROM cell
+            SELECT cell.* EXCLUDE (sort_key), e.text FROM cell
             JOIN examples e ON e.corpus = (SELECT corpus FROM runs WHERE id = $arun) AND e.id = cell.id
-            ORDER BY cell.id
+            ORDER BY cell.sort_key, cell.id
             """,
             {
                 **_paired_params(a, b),
