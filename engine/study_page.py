@@ -18,27 +18,33 @@ from engine.errors import EditlensError
 from engine.metrics import Estimate
 from engine.models import REGISTRY
 from engine.results import (
+    CONVERGENCE,
     CORPORA,
     CORPUS_TITLES,
     DELETED,
+    FAITHFULNESS,
     PAPER,
     PAPER_MODEL,
     RESAMPLES,
     SPELLING,
+    CheckpointFigures,
     Figures,
     ModelFigures,
     paper_counterpart,
     with_cis,
 )
+from engine.stats import spearman, spearman_p
 from engine.vocabulary import (
+    AGGREGATIONS,
     BASELINE_METHOD,
+    FORWARD_METHODS,
     HEADLINE_METHOD,
     LAYER_PLOT_METHODS,
     METHOD_NAMES,
-    METHODS,
+    is_per_word,
+    method_info,
+    metric_info,
 )
-
-GRADIENT_METHODS = tuple(m.name for m in METHODS if m.family == "gradient")
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -73,16 +79,19 @@ def write_readme(path: Path, section: str) -> None:
 
 LAYERS_PNG = "top3-by-layer.png"
 METHODS_PNG = "top3-by-method.png"
+CHECKPOINTS_PNG = "accuracy-vs-top3.png"
+GOALS = {DELETED: 0.80, SPELLING: 0.85}  # the best method's top-3 the project aims for
 PAGE = "results.md"
 
 
 def write_page(figures: Figures, out: Path, readme: Path | None = None) -> Path:
     """Draw the plots, write ``<out>/results.md`` and, given a README, its results section."""
-    from engine.plots import layer_plot_png, method_plot_png
+    from engine.plots import checkpoint_plot_png, layer_plot_png, method_plot_png
 
     out.mkdir(parents=True, exist_ok=True)
     layer_plot_png(figures.rows, out / LAYERS_PNG)
     method_plot_png(with_cis(figures), out / METHODS_PNG)
+    checkpoint_plot_png(figures.checkpoints, out / CHECKPOINTS_PNG)
     page = out / PAGE
     page.write_text(render_page(figures, images=""), encoding="utf-8")
     if readme is not None:
@@ -128,12 +137,17 @@ def render_page(fig: Figures, images: str = "") -> str:
         f"dev {deleted.get('dev', 0):,} / test {deleted.get('test', 0):,} by id hash) and "
         f"`spelling` ({spelling.get('examples', 0):,} sentences, all evaluated, never trained "
         f"on). Fine-tuned: {', '.join(f'`{m}`' for m in s['models'])}, "
-        f"{s['epochs']} epoch(s) on the first {_limit(s)} training examples, "
-        f"lr {s['lr']:g}, batch {s['train_batch_size']}, max length {s['max_length']}, "
-        f"seed(s) {', '.join(map(str, s['seeds']))}; without fine-tuning: "
-        f"{', '.join(f'`{m}`' for m in (*s['baselines'], s['floor']) if m) or 'none'}. Every method and every layer on `deleted`/test and all of "
-        f"`spelling`; integrated gradients with {s['ig_steps']} steps. No setting was chosen by "
-        "looking at `spelling`: it is the transfer test."
+        f"{s['epochs']} epoch(s) on {_limit(s)} training examples, lr {s['lr']:g} "
+        f"({s['warmup']:.0%} linear warm-up, then linear decay), batch {s['train_batch_size']}"
+        + (" (a sentence and its edited twin always in one batch)" if s["pair_batches"] else "")
+        + f", max length {s['max_length']}, seeds {', '.join(map(str, s['seeds']))}; the epoch "
+        f"kept is the one with the best dev {s['select'].removeprefix('dev_').replace('_', ' ')} "
+        "(every recipe setting was chosen on the dev split). Not fine-tuned: "
+        f"{', '.join(f'`{m}`' for m in s['baselines']) or 'none'} (the forward-pass methods)"
+        + (f" and the floor `{s['floor']}` (every method)" if s.get("floor") else "")
+        + ". Every method and every layer on `deleted`/test and all of `spelling` for each "
+        f"fine-tuned model; integrated gradients with {s['ig_steps']} steps. No setting was "
+        "chosen by looking at the test split or at `spelling`: it is the transfer test."
     )
     add("")
     add(
@@ -145,12 +159,16 @@ def render_page(fig: Figures, images: str = "") -> str:
     )
     add("")
     lines += _headline(fig)
+    lines += _goals(fig, main)
+    lines += _winners(fig)
     lines += _by_layer(fig, images)
     lines += _by_method(fig, images)
-    lines += _faithfulness(fig)
+    lines += _seeds(fig)
+    lines += _checkpoints(fig, images)
+    lines += _aggregation(fig)
+    lines += _faithfulness(fig, main)
     lines += _classification(fig)
     lines += _timings(fig)
-    lines += _gaps(fig, main)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -292,67 +310,6 @@ def _by_method(fig: Figures, images: str) -> list[str]:
         lines += [f"Top-3 match on `{corpus}`/test:", ""]
         lines += _table(["model", "N", *METHOD_NAMES], rows, right=1)
         lines.append("")
-    lines += [_attention_vs_gradients(fig), ""]
-    return lines
-
-
-def _attention_vs_gradients(fig: Figures) -> str:
-    """The later paper's claim (attention beats gradient saliency), checked on our main model."""
-    main = fig.main_model()
-    if main is None:
-        return ""
-    parts = []
-    for corpus in CORPORA:
-        run = main.runs.get(corpus)
-        attention = fig.estimate(run, HEADLINE_METHOD, main.layers, "all")
-        gradients = {method: fig.estimate(run, method, 0, "all") for method in GRADIENT_METHODS}
-        gradients = {k: v for k, v in gradients.items() if v is not None and v.n}
-        if attention is None or not gradients:
-            continue
-        best, est = max(gradients.items(), key=lambda item: item[1].mean)
-        if attention.low > est.high:
-            verdict = "attention is ahead, with intervals apart"
-        elif attention.high < est.low:
-            verdict = f"{best} is ahead, with intervals apart"
-        else:
-            verdict = "the intervals overlap: no winner at this N"
-        parts.append(
-            f"on `{corpus}`, last-layer attention {attention.mean:.3f} vs the best gradient "
-            f"method ({best}) {est.mean:.3f}: {verdict}"
-        )
-    if not parts:
-        return ""
-    return f"For {main.name}, " + "; ".join(parts) + "."
-
-
-def _faithfulness(fig: Figures) -> list[str]:
-    lines = [
-        "#### Faithfulness: comprehensiveness / sufficiency (last layer, all scorable)",
-        "",
-        "Comprehensiveness = p(pred | x) − p(pred | x without the top-k words): higher means "
-        "the words matter. Sufficiency = p(pred | x) − p(pred | only the top-k words): lower "
-        "means they suffice. k = the rationale's size. Not computed for the model that was not "
-        "fine-tuned (its classifier head is untrained).",
-        "",
-    ]
-    rows = []
-    for m in fig.models:
-        for corpus in CORPORA:
-            run = m.runs.get(corpus)
-            ests = [
-                (
-                    fig.estimate(run, method, m.layer(method), "all", "comprehensiveness"),
-                    fig.estimate(run, method, m.layer(method), "all", "sufficiency"),
-                )
-                for method in METHOD_NAMES
-            ]
-            if not any(c for c, _ in ests):
-                continue
-            rows.append(
-                [m.name, CORPUS_TITLES[corpus], *(f"{ci(c, 4)} / {ci(s, 4)}" for c, s in ests)]
-            )
-    lines += _table(["model", "data set", *METHOD_NAMES], rows, right=2) if rows else ["(none)"]
-    lines.append("")
     return lines
 
 
@@ -391,7 +348,7 @@ def _classification(fig: Figures) -> list[str]:
         "top-3 spelling",
     ]
     lines += _table(header, rows, right=1)
-    lines += ["", _together(fig), ""]
+    lines.append("")
     for m in fig.models:
         flagged = m.classification.get(DELETED, {}).get("flagged")
         if flagged is not None and flagged.n and not 0.05 < flagged.mean < 0.95:
@@ -405,40 +362,6 @@ def _classification(fig: Figures) -> list[str]:
                 "",
             ]
     return lines
-
-
-def _together(fig: Figures) -> str:
-    """What our few models can say about accuracy and interpretability moving together."""
-    pairs = []
-    for m in fig.models:
-        acc = m.classification.get(DELETED, {}).get("accuracy")
-        top3 = fig.estimate(m.runs.get(DELETED), HEADLINE_METHOD, m.layers, "all")
-        if acc is not None and top3 is not None and not math.isnan(acc.mean):
-            pairs.append((m.name, acc, top3))
-    if len(pairs) < 2:
-        return "One model cannot say whether accuracy and interpretability move together."
-    apart = any(
-        a.low > b.high or b.low > a.high
-        for i, (_, a, _) in enumerate(pairs)
-        for _, b, _ in pairs[i:]
-    )
-    if not apart:
-        return (
-            "The accuracies of our models cannot be told apart (their intervals overlap), so "
-            "they cannot test whether classification and interpretability move together: "
-            "that needs models of one family at clearly different accuracies (more data, "
-            "epochs, seeds, checkpoints, sizes)."
-        )
-    by_acc = [name for name, _, _ in sorted(pairs, key=lambda p: -p[1].mean)]
-    by_top3 = [name for name, _, _ in sorted(pairs, key=lambda p: -p[2].mean)]
-    order = "the same order" if by_acc == by_top3 else "different orders"
-    return (
-        f"Ranked by `deleted` accuracy: {', '.join(by_acc)}; by top-3 match (all): "
-        f"{', '.join(by_top3)}: {order}. With {len(pairs)} models, which differ in more than "
-        "one way (pre-training, fine-tuning), this can only illustrate the paper's claim that "
-        "accuracy does not predict interpretability, not test it: a test needs many models of "
-        "one family at several accuracies (seeds, checkpoints, sizes)."
-    )
 
 
 def _timings(fig: Figures) -> list[str]:
@@ -462,68 +385,301 @@ def _shape(m: ModelFigures) -> str:
     return f"`{m.model}` ({m.layers} layers × {m.heads} heads)"
 
 
-def _machines(fig: Figures) -> str:
-    """Where the steps were timed, as the study recorded it."""
-    machines = sorted({step.machine for step in fig.steps if step.machine})
-    return " / ".join(machines) if machines else "this machine"
-
-
 def _about(model: str) -> str:
     """The registry's description of a model, if it is a registered one."""
     return f", {REGISTRY[model]}" if model in REGISTRY else ""
 
 
-def _gaps(fig: Figures, main: ModelFigures | None) -> list[str]:
-    lines = ["#### Gaps", ""]
-    if main is None:
-        return [*lines, "No fine-tuned model in this study.", ""]
-    d = fig.estimate(main.runs.get(DELETED), HEADLINE_METHOD, main.layers, "flagged")
-    sp = fig.estimate(main.runs.get(SPELLING), HEADLINE_METHOD, main.layers, "flagged")
-    acc = main.classification.get(DELETED, {}).get("accuracy")
+def _pick(method: str, layer: int) -> str:
+    """``attention (L6)`` or ``occlusion``: a (method, layer) slice as the page names it."""
+    return f"{method} (L{layer})" if layer else method
 
-    def versus(est: Estimate | None, paper: float) -> str:
-        if est is None or est.n == 0:
-            return f"no figure against the paper's {paper:.3f}"
-        if est.high < paper:
-            return f"{est.mean:.3f}, below the paper's {paper:.3f} (its CI ends at {est.high:.3f})"
-        if est.low > paper:
-            return f"{est.mean:.3f}, above the paper's {paper:.3f}"
-        return f"{est.mean:.3f}, within reach of the paper's {paper:.3f} (CI {ci(est)})"
 
-    paper = PAPER["BERT-base, fine-tuned"]
-    s = fig.settings
-    history = (main.train or {}).get("history") or []
-    rate = history[0].get("examples_per_s") if history else None
-    train_size = fig.corpora.get(DELETED, {}).get("train", 0)
-    cost = (
-        f" At the rate we measured ({rate:.1f} examples/s on this shared machine), 3 epochs on "
-        f"all {train_size:,} training examples would take about "
-        f"{3 * train_size / rate / 3600:.1f} h per model."
-        if rate and train_size
-        else ""
-    )
-    lines.append(
-        f"Our fine-tuned `{main.model}` reaches a top-3 match of {versus(d, paper[0])} on "
-        f"`deleted`, and {versus(sp, paper[1])} on `spelling`, with a `deleted` accuracy of "
-        f"{ci(acc)}. What separates the two set-ups, and what would close the gap: "
-        f"**model size**: {_shape(main)}{_about(main.model)} against {PAPER_MODEL}; pass "
-        "`--models bert-base-uncased` where its weights are cached. **Training data**: the paper "
-        "fine-tuned on the full AESW training set (about 1.2 M sentences); we fine-tune on "
-        f"{_limit(s)} examples of the released subset of one dev split's deleted sentences and "
-        "their edited twins"
-        + (
-            f"; at an accuracy of {acc.mean:.3f} the classifier has barely learned the task, and "
-            "a model that cannot tell a sentence from its edited twin has no reason to attend "
-            "to the edit"
-            if acc is not None and acc.mean < 0.7
-            else ""
-        )
-        + f". **Epochs**: {s['epochs']} here, sized to fit the hour on {_machines(fig)}; "
-        "`--epochs 3 --train-limit 0` (all of the released training split) is the first thing "
-        "to try with more time. Integrated gradients uses "
-        f"{s['ig_steps']} steps (a coarse path integral) for the same reason.{cost} Our random row "
-        "and our no-fine-tuning row are the checks that do not depend on training: they should "
-        "sit near the paper's whatever the model size."
-    )
+def _p(value: float) -> str:
+    return "–" if math.isnan(value) else f"{value:.2g}" if value >= 1e-4 else "< 0.0001"
+
+
+def _winners(fig: Figures) -> list[str]:
+    """The best (method, layer) against last-layer attention and against the runner-up, paired."""
+    if not fig.comparisons:
+        return []
+    lines = [
+        "#### Which method finds the edit (paired comparisons)",
+        "",
+        "For each fine-tuned model and test set, the (method, layer) with the highest top-3 "
+        "match (all scorable sentences) against last-layer attention (the paper's method, fixed "
+        "in advance) and against the best slice of any other method. The difference is paired: "
+        "sentences are resampled with both figures kept together (95 % bootstrap interval); p is "
+        "McNemar's exact test on the sentences where the two disagree. The winner is picked on "
+        "the same sentences it is measured on, so its own figure is slightly optimistic; the "
+        "difference to attention is the comparison that was planned.",
+        "",
+    ]
+    rows = [
+        [
+            c.name, CORPUS_TITLES[c.corpus], _pick(*c.a), ci(c.a_estimate), _pick(*c.b),
+            ci(c.b_estimate), ci(c.difference), _p(c.p), f"{c.difference.n:,}",
+        ]
+        for c in fig.comparisons
+    ]  # fmt: skip
+    header = ["model", "data set", "best", "top-3", "against", "top-3", "difference", "p", "N"]
+    lines += _table(header, rows, right=3)
     lines.append("")
     return lines
+
+
+def _seeds(fig: Figures) -> list[str]:
+    """Each seed's figures and the spread between seeds: what one seed cannot say."""
+    lines: list[str] = []
+    for base in dict.fromkeys(m.model for m in fig.models if m.role == "fine-tuned"):
+        seeds = [m for m in fig.models if m.model == base and m.role == "fine-tuned"]
+        if len(seeds) < 2:
+            continue
+        lines += [
+            f"#### Seeds: `{base}` fine-tuned {len(seeds)} times",
+            "",
+            "Top-3 match of every method (last layer, all scorable) and `deleted` accuracy for "
+            "each seed, then the mean over seeds and the range (highest − lowest). A range "
+            "wider than a method's lead means one seed could reverse it.",
+            "",
+        ]
+        header = ["data set", "figure", *(f"seed {m.seed}" for m in seeds), "mean", "range"]
+        rows = []
+        for corpus in CORPORA:
+            figures = [("accuracy", None)] if corpus == DELETED else []
+            figures += [(method, method) for method in METHOD_NAMES]
+            for label, method in figures:
+                values = []
+                for m in seeds:
+                    if method is None:
+                        est = m.classification.get(corpus, {}).get("accuracy")
+                    else:
+                        est = fig.estimate(m.runs.get(corpus), method, m.layer(method), "all")
+                    values.append(None if est is None or not est.n else est.mean)
+                known = [v for v in values if v is not None]
+                if not known:
+                    continue
+                cells = ["–" if v is None else f"{v:.3f}" for v in values]
+                mean = sum(known) / len(known)
+                rows.append([CORPUS_TITLES[corpus], label, *cells, f"{mean:.3f}",
+                             f"{max(known) - min(known):.3f}"])  # fmt: skip
+        lines += _table(header, rows, right=2)
+        lines.append("")
+    return lines
+
+
+def _checkpoints(fig: Figures, images: str) -> list[str]:
+    """The paper's central claim, tested: do accuracy and interpretability move together?"""
+    points = fig.checkpoints
+    if not points:
+        return []
+    lines = [
+        "#### Does classification track interpretability? Every checkpoint",
+        "",
+        f"![accuracy against top-3 match]({images}{CHECKPOINTS_PNG})",
+        "",
+        "Every epoch of every fine-tuned model (the epoch kept on dev marked *) and the models "
+        "that were not fine-tuned, on `deleted`/test: accuracy against the top-3 match of "
+        "last-layer attention (all scorable sentences), with 95 % intervals.",
+        "",
+    ]
+    rows = [
+        [
+            p.name, "–" if p.epoch is None else f"{p.epoch}{' *' if p.selected else ''}",
+            "–" if p.dev_accuracy is None else f"{p.dev_accuracy:.3f}",
+            ci(p.accuracy), ci(p.top3),
+        ]
+        for p in points
+    ]  # fmt: skip
+    lines += _table(["model", "epoch", "dev acc.", "test acc.", "top-3 (attention, last)"], rows)
+    lines += ["", _correlation(points), ""]
+    return lines
+
+
+def _correlation(points: list[CheckpointFigures]) -> str:
+    """Spearman's rho of accuracy and top-3 across checkpoints, with and without the models
+    that were not fine-tuned, each with its permutation p-value."""
+    parts = []
+    tuned = [p for p in points if p.epoch is not None]
+    for label, group in (("the fine-tuned checkpoints", tuned), ("every model", points)):
+        if len(group) < 3 or (group is points and len(group) == len(tuned)):
+            continue
+        acc = [p.accuracy.mean for p in group]
+        top3 = [p.top3.mean for p in group]
+        rho = spearman(acc, top3)
+        if math.isnan(rho):
+            continue
+        parts.append(
+            f"across {label} (N = {len(group)}), Spearman's ρ = {rho:+.2f} "
+            f"(permutation p = {_p(spearman_p(acc, top3))})"
+        )
+    if not parts:
+        return "Too few checkpoints for a rank correlation."
+    return (
+        "Rank correlation of accuracy and top-3: "
+        + "; ".join(parts)
+        + ". A ρ near +1 says the more accurate checkpoints also point at the edit; the "
+        "paper's claim is that this does not always hold, which a ρ near 0 (or a large p) "
+        "supports."
+    )
+
+
+def _aggregation(fig: Figures) -> list[str]:
+    """Sum, mean or max over subwords: how much of a method's figure is the subword count."""
+    if not fig.aggregations:
+        return []
+    lines = [
+        "#### Word scores from subwords: sum, mean or max",
+        "",
+        "Top-3 match (last layer, all scorable) of the forward-pass methods when a word's score "
+        "is the sum, the mean or the max of its subwords' scores. A misspelt word splits into "
+        "more subwords than most, so sums favour it whatever the model attends to: the random-"
+        "weight model's `spelling` figures under sum against mean or max measure that bias. "
+        + ", ".join(f"`{m}`" for m in METHOD_NAMES if is_per_word(m))
+        + " score whole words, so no aggregation applies to them.",
+        "",
+    ]
+    methods = [m for m in FORWARD_METHODS if not is_per_word(m)]
+    for corpus in CORPORA:
+        rows = []
+        for m in fig.models:
+            for aggregation in AGGREGATIONS:
+                estimates = fig.aggregations.get((m.name, corpus, aggregation))
+                if estimates:
+                    rows.append([m.name, aggregation, *(ci(estimates.get(x), 2) for x in methods)])
+        if rows:
+            lines += [f"`{corpus}`/test:", ""]
+            lines += _table(["model", "words from subwords", *methods], rows, right=2)
+            lines.append("")
+    return lines
+
+
+def _faithfulness(fig: Figures, main: ModelFigures | None) -> list[str]:
+    if main is None:
+        return []
+    names = [metric_info(m).label for m in FAITHFULNESS]
+    lines = [
+        f"#### Faithfulness of {main.name} (last layer, all scorable)",
+        "",
+        "As ERASER defines them: comprehensiveness = p(pred | x) − p(pred | x without the top-k "
+        "words), higher means the words matter; sufficiency = p(pred | x) − p(pred | only the "
+        "top-k words), lower means they suffice; k = the rationale's size. The AOPC forms "
+        "average each over k = 1, 3, the rationale's size and 20 % of the words.",
+        "",
+    ]
+    for corpus in CORPORA:
+        run = main.runs.get(corpus)
+        rows = []
+        for method in METHOD_NAMES:
+            ests = [fig.estimate(run, method, main.layer(method), "all", m) for m in FAITHFULNESS]
+            if any(e is not None and e.n for e in ests):
+                rows.append([method_info(method).label, *(ci(e, 3) for e in ests)])
+        if rows:
+            lines += [f"`{corpus}`/test:", ""]
+            lines += _table(["method", *names], rows)
+            lines.append("")
+    lines += _convergence(fig)
+    return lines
+
+
+def _convergence(fig: Figures) -> list[str]:
+    """Integrated gradients' completeness check, per fine-tuned model and data set."""
+    parts = []
+    for metric in CONVERGENCE:
+        for m in fig.models:
+            for corpus in CORPORA:
+                est = fig.estimate(m.runs.get(corpus), "integrated_gradients", 0, "all", metric)
+                if est is not None and est.n:
+                    parts.append(f"{m.name} on `{CORPUS_TITLES[corpus]}` {ci(est)}")
+    if not parts:
+        return []
+    return [
+        f"Integrated gradients with {fig.settings['ig_steps']} steps: mean |convergence delta| "
+        "(|sum of attributions − (F(x) − F(baseline))|, in logits; 0 for an exact integral) "
+        + "; ".join(parts)
+        + ". Raise `--ig-steps` where it is large against the logit gap.",
+        "",
+    ]
+
+
+def _goals(fig: Figures, main: ModelFigures | None) -> list[str]:
+    """What was aimed for and what was reached, read from the figures."""
+    lines = ["#### Goals and the paper's figures", ""]
+    tuned = [m for m in fig.models if m.role == "fine-tuned"]
+    if main is None:
+        return [*lines, "No fine-tuned model in this study.", ""]
+    for corpus in CORPORA:
+        best = [c for c in fig.comparisons if c.corpus == corpus]
+        wins = {}
+        for c in best:
+            wins.setdefault(c.name, c)
+        if corpus == SPELLING:
+            note = (" (among methods that score whole words or average or max their subwords, "
+                    "so the subword count is not the reason)")  # fmt: skip
+            reached = _best_without_sums(fig, tuned, corpus)
+        else:
+            note = ""
+            reached = [(c.name, _pick(*c.a), c.a_estimate) for c in wins.values()]
+        if not reached:
+            continue
+        goal = GOALS[corpus]
+        text = "; ".join(
+            f"{name}: {pick} {ci(est)}{' ✓' if est.mean >= goal else ''}"
+            for name, pick, est in reached
+        )
+        lines += [f"Best method on `{CORPUS_TITLES[corpus]}`{note}, goal ≥ {goal:.2f}: {text}.", ""]
+    paper = PAPER["BERT-base, fine-tuned"]
+    for i, corpus in enumerate(CORPORA):
+        parts = []
+        for m in tuned:
+            est = fig.estimate(m.runs.get(corpus), HEADLINE_METHOD, m.layers, "flagged")
+            if est is not None and est.n:
+                parts.append(f"{m.name} {_versus(est, paper[i])}")
+        if parts:
+            lines += [
+                f"Last-layer attention on `{CORPUS_TITLES[corpus]}` (flagged, as the paper): "
+                + "; ".join(parts) + ".", "",
+            ]  # fmt: skip
+    acc = main.classification.get(DELETED, {}).get("accuracy")
+    lines += [
+        f"What separates the set-ups: **model size**: {_shape(main)}{_about(main.model)} "
+        f"against {PAPER_MODEL} (`--models bert-base-uncased` where its weights are cached); "
+        "**training data**: the paper fine-tuned on the full AESW training set (about 1.2 M "
+        f"sentences), this study on {fig.corpora.get(DELETED, {}).get('train', 0):,} examples "
+        f"of the released `deleted` subset (minimal pairs), reaching `deleted` accuracy "
+        f"{ci(acc)}.",
+        "",
+    ]
+    return lines
+
+
+def _versus(est: Any, paper: float) -> str:
+    if est.high < paper:
+        return (
+            f"{est.mean:.3f}, below the paper's {paper:.3f} (its interval ends at {est.high:.3f})"
+        )
+    if est.low > paper:
+        return f"{est.mean:.3f}, above the paper's {paper:.3f} (interval {ci(est)})"
+    return f"{est.mean:.3f}, level with the paper's {paper:.3f} (interval {ci(est)})"
+
+
+def _best_without_sums(
+    fig: Figures, models: list[ModelFigures], corpus: str
+) -> list[tuple[str, str, Any]]:
+    """Per model, the best top-3 among per-word methods (any aggregation) and mean/max runs."""
+    out = []
+    for m in models:
+        candidates = []
+        for method in METHOD_NAMES:
+            if is_per_word(method) and method != BASELINE_METHOD:
+                est = fig.estimate(m.runs.get(corpus), method, m.layer(method), "all")
+                if est is not None and est.n:
+                    candidates.append((method, est))
+        for aggregation in AGGREGATIONS[1:]:
+            for method, est in (fig.aggregations.get((m.name, corpus, aggregation)) or {}).items():
+                if method != BASELINE_METHOD and est is not None and est.n:
+                    candidates.append((f"{method}, {aggregation}", est))
+        if candidates:
+            pick, est = max(candidates, key=lambda c: c[1].mean)
+            out.append((m.name, pick, est))
+    return out
