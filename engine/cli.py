@@ -212,8 +212,8 @@ def ingest(
     replace_scored: Annotated[
         Literal["stale", "remove"] | None,
         typer.Option(
-            help="Change sentences that runs were scored on, keeping those runs marked stale "
-            "or removing them (default: refuse)."
+            help="Change sentences that runs were scored or trained on, keeping those runs "
+            "marked stale or removing them (default: refuse)."
         ),
     ] = None,
     db: DbOption = Path(DEFAULT_DB),
@@ -246,7 +246,7 @@ def ingest(
         table.add_row("  of them with changed text or rationale", f"{summary.changed:,}")
     if summary.runs:
         done = "removed" if replace_scored == "remove" else "marked stale"
-        table.add_row(f"runs scored on changed sentences, {done}", f"{len(summary.runs):,}")
+        table.add_row(f"runs that used changed sentences, {done}", f"{len(summary.runs):,}")
     table.add_row("skipped", f"{summary.skipped.total:,}")
     for reason, ids in summary.skipped.reasons.items():
         table.add_row(f"  {reason}", f"{len(ids):,} (e.g. id {ids[0]})")

@@ -675,7 +675,7 @@ def test_replace_scored_stale_keeps_the_run_marked_stale_and_bumps_the_version(
         "ingest", scored.parent / "small.xml", "--replace-scored", "stale", "--db", scored
     )
     assert outcome.code == 0, outcome.err
-    assert re.search(r"runs scored on changed sentences, marked stale\s*│\s*1", outcome.out)
+    assert re.search(r"runs that used changed sentences, marked stale\s*│\s*1", outcome.out)
     with Store(scored, read_only=True) as opened:
         assert [run.id for run in opened.runs()] == ["r1"]
         assert set(opened.stale_runs()) == {"r1"}
