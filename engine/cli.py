@@ -776,11 +776,17 @@ def demo(
 
 
 @app.command()
-def tui(db: DbOption = Path(DEFAULT_DB)) -> None:
+def tui(
+    db: DbOption = Path(DEFAULT_DB),
+    write_root: Annotated[
+        Path | None,
+        typer.Option(hidden=True, help="Write files only inside this folder (set by serve)."),
+    ] = None,
+) -> None:
     """Explore runs and examples in the terminal (works over SSH, 80x24 and up)."""
     from tui.app import run as run_tui  # the one place the CLI reaches the TUI: lazily
 
-    run_tui(db)
+    run_tui(db, write_root)
 
 
 @app.command()

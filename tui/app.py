@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker
 
+from engine.errors import EditlensError
 from engine.store import StoreError
 from tui.messages import OpenRun
 from tui.screens.base import report_failure
@@ -25,6 +27,7 @@ from tui.screens.examples import ExamplesScreen, method_label
 from tui.screens.runs import RunsScreen
 from tui.state import METRIC_LABELS, METRICS, StoreHandle
 from tui.widgets.job import JobState
+from tui.write_root import refusal
 
 JobFactory = Callable[[dict[str, Any], Path], Any]
 POLL_SECONDS = 2.0  # how often an open TUI checks whether another process changed the store
@@ -74,11 +77,13 @@ class EditlensApp(App[None]):
         job_factory: JobFactory = engine_job,
         screenshot_dir: Path | None = None,
         poll_seconds: float = POLL_SECONDS,
+        write_root: Path | None = None,
     ) -> None:
         super().__init__()
         self.db = Path(db)
         self.job_factory = job_factory
         self.screenshot_dir = screenshot_dir
+        self.write_root = write_root  # set by `editlens serve`: files go only inside it
         self.poll_seconds = poll_seconds
         self.problem = ""
         self.handle: StoreHandle | None = None
@@ -285,8 +290,26 @@ class EditlensApp(App[None]):
         title = type(self.screen).__name__.replace("Screen", "").lower() or "app"
         self.push_screen(HelpScreen(rows, title))
 
+    def may_write(self, path: Path) -> bool:
+        """Whether a file the user asked for may be written at ``path`` (``tui.write_root``);
+        when not, a notification says why."""
+        problem = refusal(path, self.write_root)
+        if problem:
+            self.notify(problem, severity="error", timeout=10, markup=False)
+        return problem is None
+
     def action_save_svg(self) -> None:
-        path = self.save_screenshot(path=str(self.screenshot_dir) if self.screenshot_dir else None)
+        from engine.outputs import write_text
+
+        stamp = datetime.now().strftime("%Y-%m-%dT%H_%M_%S_%f")
+        path = (self.screenshot_dir or Path.cwd()) / f"{self.title}_{stamp}.svg"
+        if not self.may_write(path):
+            return
+        try:
+            write_text(path, self.export_screenshot(), protected=[self.db])
+        except (OSError, EditlensError) as error:
+            self.notify(f"screen not saved: {error}", severity="error", markup=False)
+            return
         self.notify(f"screen saved as {path}", markup=False)
 
     def action_toggle_theme(self) -> None:
@@ -365,6 +388,6 @@ class EditlensApp(App[None]):
         return True
 
 
-def run(db: Path) -> None:
-    """Open the TUI on a store (``editlens tui --db DB``)."""
-    EditlensApp(Path(db)).run()
+def run(db: Path, write_root: Path | None = None) -> None:
+    """Open the TUI on a store (``editlens tui --db DB``); ``write_root``: see tui.write_root."""
+    EditlensApp(Path(db), write_root=write_root).run()

@@ -165,6 +165,11 @@ class ExportScreen(ModalScreen[tuple[str, str] | None]):
     @on(Button.Pressed, "#ok")
     def _ok(self) -> None:
         target = self.target()
+        if not self.app.may_write(target):  # type: ignore[attr-defined]
+            self.query_one("#problem", Static).update(
+                Text("outside the folder served: not written")
+            )
+            return
         fmt = format_from_path(target)
         if fmt is None:
             self.query_one("#problem", Static).update(
