@@ -70,7 +70,7 @@ class RunsScreen(ReportsFailures, Screen):
     RunsScreen #runs { height: auto; max-height: 10; }
     RunsScreen #matrix { height: auto; max-height: 12; }
     RunsScreen .title { padding: 0 1; color: $text-muted; text-style: bold; }
-    RunsScreen #matrix-title { width: 1fr; height: auto; }
+    RunsScreen #matrix-title, RunsScreen #runs-title { width: 1fr; height: auto; }
     RunsScreen #empty { padding: 1 2; }
     """
 

@@ -49,7 +49,7 @@ class StagingScreen(ReportsFailures, Screen):
         Binding("r", "reload", "Reload"),
     ]
     DEFAULT_CSS = """
-    StagingScreen #note { padding: 0 1; color: $text-muted; height: auto; }
+    StagingScreen #note { padding: 0 1; color: $text-muted; width: 1fr; height: auto; }
     StagingScreen #staged { height: auto; }
     """
 
