@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
-from tui_fixture import build_small, build_training_run
+from tui_fixture import build_small, build_staged_run, build_training_run
 
+from engine.store import staging_dir
 from tui.app import EditlensApp
 
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
@@ -118,3 +121,19 @@ def test_missing_store_screen(snap_compare, tmp_path: Path) -> None:
     app = EditlensApp(Path("missing.duckdb"))
     app.theme = "textual-dark"
     assert snap_compare(app, terminal_size=(80, 24))
+
+
+def test_staging_screen(snap_compare, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative store: the screen shows its staging folder
+    db = build_small(Path("store.duckdb"))
+    staging_dir(db).mkdir()
+    staged = build_staged_run(staging_dir(db) / "ft-again.duckdb")
+    three_days_ago = time.time() - 3 * 86400 - 60
+    os.utime(staged, (three_days_ago, three_days_ago))
+
+    async def before(pilot) -> None:
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+
+    assert snap_compare(app_for(db), terminal_size=(80, 24), run_before=before)
