@@ -777,11 +777,18 @@ def damaged_store(folder: Path, how: str, store: Path) -> Path:
         data = bytearray(store.read_bytes())
         data[8192:16384] = b"\xff" * 8192
         target.write_bytes(bytes(data))
+    elif how == "a schema version that is not a number":
+        import duckdb
+
+        shutil.copy2(store, target)
+        with duckdb.connect(str(target)) as con:
+            con.execute("UPDATE meta SET value = 'x' WHERE key = 'schema_version'")
     return target
 
 
 BAD_STORES = ("missing", "a folder", "a corpus file", "an empty file", "a store cut short",
-              "a store with garbage in its middle")  # fmt: skip
+              "a store with garbage in its middle",
+              "a schema version that is not a number")  # fmt: skip
 STORE_COMMANDS = {"info": ("info",), "export": ("export", "--corpus", "small"),
                   "report": ("report",), "show": ("show", "1.1"),
                   "ingest": ("ingest", "{dir}/small.xml")}  # fmt: skip
@@ -799,6 +806,17 @@ def test_a_bad_store_file_is_one_line_for_every_command(
     outcome = cli(*[a.format(dir=store.parent) for a in STORE_COMMANDS[command]], "--db", target)
     outcome.refused()
     assert digest(target) == before
+
+
+def test_a_schema_version_that_is_not_a_number_is_named_as_a_damaged_store(
+    cli, store: Path
+) -> None:
+    target = damaged_store(store.parent, "a schema version that is not a number", store)
+    line = cli("info", "--db", target).refused()
+    assert line == (
+        f"error: {target}: store schema version 'x' is not a number (a damaged store); "
+        "use another --db or a backup"
+    )
 
 
 # -- classes 2 and 3 on the way out: hostile text from a store reaches no parser and no terminal -

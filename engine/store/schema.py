@@ -167,6 +167,11 @@ def check(db: Database, *, read_only: bool) -> None:
     tables = {row[0] for row in db.rows("SELECT table_name FROM duckdb_tables()")}
     if "meta" in tables:
         row = db.one("SELECT value FROM meta WHERE key = 'schema_version'")
+        if row and not str(row[0]).isdigit():
+            raise StoreError(
+                f"{path}: store schema version {str(row[0])!r} is not a number (a damaged "
+                "store); use another --db or a backup"
+            )
         found = int(row[0]) if row else 0
     elif tables:
         raise StoreError(f"{path}: a DuckDB file but not an editlens store; use another --db")
