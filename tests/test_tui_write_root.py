@@ -69,17 +69,21 @@ def escapes(root: Path) -> dict[str, str]:
     (root / "linked").symlink_to(elsewhere, target_is_directory=True)
     (elsewhere / "target.csv").write_text("the user's file")
     (root / "innocent.csv").symlink_to(elsewhere / "target.csv")
+    (root / "loop.csv").symlink_to(root / "loop.csv")
     return {
         "absolute elsewhere": str(elsewhere / "out.csv"),
         "dot-dot": "../elsewhere/out.csv",
         "a symlinked folder": "linked/out.csv",
         "a symlink to a file elsewhere": "innocent.csv",
+        "a symlink loop": "loop.csv",
     }
 
 
 @pytest.mark.parametrize(
-    "case", ["absolute elsewhere", "dot-dot", "a symlinked folder", "a symlink to a file elsewhere"]
-)
+    "case",
+    ["absolute elsewhere", "dot-dot", "a symlinked folder", "a symlink to a file elsewhere",
+     "a symlink loop"],
+)  # fmt: skip
 async def test_served_export_outside_the_started_folder_is_refused_and_writes_nothing(
     db: Path, served: Path, case: str
 ) -> None:
@@ -91,8 +95,8 @@ async def test_served_export_outside_the_started_folder_is_refused_and_writes_no
     assert len(refusals) == 1, app.said
     (line,) = refusals
     assert "\n" not in line
-    assert line.startswith(f"not written: {served / typed}")
-    assert f"is outside {served.resolve()}" in line
+    assert line.startswith(f"not written: {served / typed} ")
+    assert f"outside {served.resolve()}" in line
     assert "only inside the folder `editlens serve` started in" in line
     assert dialog_open  # the user can type another path
     assert sorted(p.name for p in elsewhere.iterdir()) == ["target.csv"]

@@ -14,11 +14,16 @@ def refusal(path: Path, root: Path | None) -> str | None:
     if root is None:
         return None
     real_root = root.resolve()
-    target = path.resolve()  # follows symlinks, existing or not, and ``..``
-    if target.is_relative_to(real_root):
-        return None
-    leads = "" if target == path.absolute() else f" (it leads to {target})"
+    try:
+        target = path.resolve()  # follows symlinks, existing or not, and ``..``
+    except (OSError, RuntimeError) as error:  # a symlink loop (RuntimeError before 3.13)
+        problem = f"cannot be followed ({error}), so it may lead outside {real_root}"
+    else:
+        if target.is_relative_to(real_root):
+            return None
+        leads = "" if target == path.absolute() else f" (it leads to {target})"
+        problem = f"is outside {real_root}{leads}"
     return (
-        f"not written: {path}{leads} is outside {real_root}; served in a browser, editlens writes"
-        " only inside the folder `editlens serve` started in"
+        f"not written: {path} {problem}; served in a browser, editlens writes only inside the"
+        " folder `editlens serve` started in"
     )
