@@ -15,6 +15,7 @@ distribution: without a launcher a job is one plain process and Accelerate is no
 from __future__ import annotations
 
 import os
+import re
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,10 +32,18 @@ DEFAULT_DEVICE = "auto"
 DEFAULT_PRECISION = "fp32"
 
 
+def is_device_name(name: str) -> bool:
+    """Whether ``--device`` accepts ``name``, whatever this machine has (no torch needed, so a
+    form can check it as it is typed)."""
+    return re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", name.strip().lower()) is not None
+
+
 def resolve_device(name: str) -> torch.device:
     """The device ``name`` means on this machine; a device it does not have is refused."""
     import torch
 
+    if not is_device_name(name):
+        raise EditlensError(f"device {name!r}: use one of {', '.join(DEVICES)}")
     name = name.strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -50,9 +59,7 @@ def resolve_device(name: str) -> torch.device:
                 "device mps: this machine has no Apple GPU; use --device auto or cpu"
             )
         return torch.device("mps")
-    kind, _, index = name.partition(":")
-    if kind != "cuda" or (index and not index.isdigit()):
-        raise EditlensError(f"device {name!r}: use one of {', '.join(DEVICES)}")
+    _, _, index = name.partition(":")  # cuda or cuda:N
     if not torch.cuda.is_available():
         build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}"
         raise EditlensError(

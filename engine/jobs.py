@@ -42,6 +42,7 @@ class JobSpec:
     limit: int | None = default(EvalSpec, "limit")
     train_first: bool = False
     epochs: int = default(TrainSpec, "epochs")
+    device: str = default(EvalSpec, "device")
 
     def command(self, db: Path) -> list[str]:
         args = [sys.executable, "-m", "engine.cli", "evaluate", "--events", "--no-merge"]
@@ -54,6 +55,8 @@ class JobSpec:
             self.corpus,
             "--split",
             self.split,
+            "--device",
+            self.device,
         ]
         if self.methods:
             args += ["--methods", ",".join(self.methods)]

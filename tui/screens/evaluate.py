@@ -11,14 +11,17 @@ from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Select
 
+from engine.device import DEVICES, is_device_name
 from engine.jobs import JobSpec
+from engine.specs import EvalSpec, default
 from tui.text import literal
 
 SPLITS = ("test", "dev", "train")
 
 
 class EvaluateScreen(ModalScreen[dict[str, Any] | None]):
-    """Model or checkpoint, corpus, split, methods, layers, limit; dismisses with the job spec."""
+    """Model or checkpoint, corpus, split, methods, layers, limit, device; dismisses with the
+    job spec."""
 
     BINDINGS = [  # noqa: RUF012
         Binding("escape", "cancel", "Cancel"),
@@ -76,6 +79,13 @@ class EvaluateScreen(ModalScreen[dict[str, Any] | None]):
                 yield Input(placeholder="all (or e.g. 1,6)", id="layers", compact=True)
                 yield Label("limit")
                 yield Input(placeholder="all examples", id="limit", type="integer", compact=True)
+                yield Label("device")
+                yield Input(
+                    default(EvalSpec, "device"),
+                    placeholder=" | ".join(DEVICES),
+                    id="device",
+                    compact=True,
+                )
                 yield Label("fine-tune")
                 yield Checkbox("train first", id="train", compact=True)
                 yield Label("epochs")
@@ -105,6 +115,9 @@ class EvaluateScreen(ModalScreen[dict[str, Any] | None]):
         if limit is not None and limit <= 0:
             raise ValueError("limit: a positive number, or empty for all")
         epochs = int(text("epochs") or 1)
+        device = text("device") or default(EvalSpec, "device")
+        if not is_device_name(device):
+            raise ValueError(f"device: one of {', '.join(DEVICES)}")
         return {
             "model": model,
             "corpus": str(corpus),
@@ -114,6 +127,7 @@ class EvaluateScreen(ModalScreen[dict[str, Any] | None]):
             "limit": limit,
             "train_first": self.query_one("#train", Checkbox).value,
             "epochs": max(1, epochs),
+            "device": device.lower(),
         }
 
     @on(Button.Pressed, "#start")
