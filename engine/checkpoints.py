@@ -60,9 +60,8 @@ def check_writable(out: Path) -> None:
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as error:
-        reason = error.strerror or str(error)
         raise EditlensError(
-            f"{out}: cannot write checkpoints there ({reason}); pass another --out"
+            f"{out}: cannot write checkpoints there ({_reason(error)}); pass another --out"
         ) from None
 
 
@@ -75,7 +74,7 @@ def read_state(directory: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as error:
-        raise damaged(path, f"not a training state ({_first_line(error)})") from None
+        raise damaged(path, f"not a training state ({_reason(error)})") from None
     if not isinstance(state, dict) or not isinstance(state.get("identity"), dict):
         raise damaged(path, "not a training state (no identity object)")
     return state
@@ -89,6 +88,27 @@ def check_state(directory: Path, state: dict[str, Any]) -> None:
         raise damaged(directory / STATE_FILE, problem)
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object of a run's saved state, or the one line that names the file."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise damaged(path, f"cannot be read ({_reason(error)})") from None
+    if not isinstance(value, dict):
+        raise damaged(path, "cannot be read (not a JSON object)")
+    return value
+
+
+def saved_shape(directory: Path) -> tuple[int, int]:
+    """(layers, heads) of the model saved in ``directory``, from its config.json."""
+    path = directory / "config.json"
+    config = read_json(path)
+    try:
+        return int(config["num_hidden_layers"]), int(config["num_attention_heads"])
+    except (KeyError, TypeError, ValueError):
+        raise damaged(path, "has no number of layers and heads") from None
+
+
 def check_tensors(directory: Path) -> None:
     """Every safetensors file of ``directory`` whole, from their headers alone: checked before
     the model loads, so a file cut short is named as training state, not as model weights."""
@@ -99,7 +119,7 @@ def check_tensors(directory: Path) -> None:
         try:
             check_safetensors(path, advice=afresh(directory))
         except OSError as error:
-            raise damaged(path, error.strerror or str(error)) from None
+            raise damaged(path, _reason(error)) from None
 
 
 def rng_states(procs: Processes) -> dict[str, torch.Tensor]:
@@ -182,7 +202,7 @@ def load_training_state(
         restore_rng(load_file(str(reading)), procs)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError,
             SafetensorError) as error:  # fmt: skip
-        raise damaged(reading, f"cannot be resumed from ({_first_line(error)})") from None
+        raise damaged(reading, f"cannot be resumed from ({_reason(error)})") from None
 
 
 LAST_FILES = (
@@ -238,6 +258,9 @@ def recover(out: Path) -> None:
                 old.rename(target)
 
 
-def _first_line(error: BaseException) -> str:
+def _reason(error: BaseException) -> str:
+    """Why reading failed, in a few words (the path is named by the caller)."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
     lines = [line for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__

@@ -223,9 +223,7 @@ def train(
     if state is not None and (state["stopped"] or state["epoch"] >= spec.epochs):
         # Trained before but maybe killed before the merge: publish again, load no model.
         if procs.main:
-            config = json.loads((out / BEST / "config.json").read_text())
-            shape = (int(config["num_hidden_layers"]), int(config["num_attention_heads"]))
-            _publish(db, out, spec, shape, state, merge)
+            _publish(db, out, spec, checkpoints.saved_shape(out / BEST), state, merge)
         procs.barrier()
         return _result(out, state, resumed_from=int(state["epoch"]))
 

@@ -9,6 +9,7 @@ run the installed ``editlens``.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import io
@@ -457,8 +458,9 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trainable(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Built once: a copy of the tiny store, a tiny BERT in model/, and in ckpt/ the state of a
-    run of TRAIN_ARGS stopped after its second optimizer step."""
+    """Built once: a copy of the tiny store, a tiny BERT in model/, in ckpt/ the state of a run
+    of TRAIN_ARGS stopped after its second optimizer step, and in done/ that run with one epoch,
+    finished."""
     from train_fixture import tiny_model
 
     from engine.train import TrainSpec, train
@@ -475,6 +477,7 @@ def trainable(tiny_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
                      checkpoint_every=1, device="cpu", out=folder / "ckpt")  # fmt: skip
     with pytest.raises(Interrupted):
         train(db, spec, stop)
+    train(db, dataclasses.replace(spec, epochs=1, out=folder / "done"), merge=False)
     return folder
 
 
@@ -544,6 +547,25 @@ def test_an_intact_stopped_state_resumes(cli, trainable: Path, resumable: Path) 
     assert outcome.code == 0, outcome.err
     assert json.loads(state.read_text())["started"] == started
     assert json.loads(state.read_text())["epoch"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "damage", [lambda p: p.write_text("garbage"), lambda p: p.unlink()], ids=["garbage", "missing"]
+)
+def test_rerunning_a_finished_run_whose_best_config_is_damaged_is_one_line_naming_it(
+    cli, trainable: Path, tmp_path: Path, damage
+) -> None:
+    """A finished run is published again without loading a model, from best/config.json."""
+    shutil.copy2(trainable / "store.duckdb", tmp_path / "store.duckdb")
+    shutil.copytree(trainable / "done", tmp_path / "done")
+    damage(tmp_path / "done" / "best" / "config.json")
+    before = snapshot(tmp_path / "store.duckdb")
+    outcome = train_cli(cli, tmp_path, trainable / "model", "--epochs", "1", "--out",
+                        tmp_path / "done")  # fmt: skip
+    line = outcome.refused()
+    assert line.startswith(f"error: {tmp_path / 'done' / 'best' / 'config.json'}: cannot be read")
+    assert snapshot(tmp_path / "store.duckdb") == before
 
 
 def refuse_to_load_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
