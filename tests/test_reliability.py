@@ -551,10 +551,14 @@ def test_an_intact_stopped_state_resumes(cli, trainable: Path, resumable: Path) 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "damage", [lambda p: p.write_text("garbage"), lambda p: p.unlink()], ids=["garbage", "missing"]
-)
+    ("damage", "says"),
+    [(lambda p: p.write_text("garbage"), "cannot be read"),
+     (lambda p: p.unlink(), "cannot be read (No such file or directory)"),
+     (lambda p: p.write_text("{}"), "has no number of layers and heads")],
+    ids=["garbage", "missing", "no layer counts"],
+)  # fmt: skip
 def test_rerunning_a_finished_run_whose_best_config_is_damaged_is_one_line_naming_it(
-    cli, trainable: Path, tmp_path: Path, damage
+    cli, trainable: Path, tmp_path: Path, damage, says: str
 ) -> None:
     """A finished run is published again without loading a model, from best/config.json."""
     shutil.copy2(trainable / "store.duckdb", tmp_path / "store.duckdb")
@@ -564,7 +568,7 @@ def test_rerunning_a_finished_run_whose_best_config_is_damaged_is_one_line_namin
     outcome = train_cli(cli, tmp_path, trainable / "model", "--epochs", "1", "--out",
                         tmp_path / "done")  # fmt: skip
     line = outcome.refused()
-    assert line.startswith(f"error: {tmp_path / 'done' / 'best' / 'config.json'}: cannot be read")
+    assert line.startswith(f"error: {tmp_path / 'done' / 'best' / 'config.json'}: {says}")
     assert snapshot(tmp_path / "store.duckdb") == before
 
 
