@@ -41,13 +41,14 @@ STATE_FIELDS = {
 }
 
 
-def afresh(last: Path) -> str:
-    """What to do about a ``last/`` that cannot be resumed from."""
-    return f"remove {last} to start the run afresh, or pass another --out"
+def afresh(directory: Path) -> str:
+    """What to do about a saved ``last/`` or ``best/`` that cannot be used: without it, the same
+    command starts the run afresh."""
+    return f"remove {directory} to start the run afresh, or pass another --out"
 
 
 def damaged(path: Path, problem: str) -> EditlensError:
-    """The one line for a state file of ``<out>/last/`` that cannot be resumed from."""
+    """The one line for a file of a run's saved state that cannot be used."""
     return EditlensError(f"{path}: {problem}; {afresh(path.parent)}")
 
 
@@ -69,13 +70,10 @@ def read_state(directory: Path) -> dict[str, Any] | None:
     """``directory/state.json`` (the last thing written), None when there is none; a file that
     is not a JSON object with an identity is refused rather than silently trained over."""
     path = directory / STATE_FILE
-    try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except (OSError, ValueError) as error:
-        raise damaged(path, f"not a training state ({_reason(error)})") from None
-    if not isinstance(state, dict) or not isinstance(state.get("identity"), dict):
+    state = read_json(path)
+    if not isinstance(state.get("identity"), dict):
         raise damaged(path, "not a training state (no identity object)")
     return state
 
