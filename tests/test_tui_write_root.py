@@ -62,33 +62,32 @@ async def export_to(app: RecordingApp, typed: str) -> bool:
         return type(app.screen).__name__ == "ExportScreen"
 
 
-def escapes(root: Path) -> dict[str, str]:
-    """Typed paths that lead outside ``root``: absolute, by '..', through a symlinked folder,
-    and through a symlink file, each aimed at ``root``'s sibling 'elsewhere/'."""
+# name: the path typed, each leading outside the served folder to its sibling 'elsewhere/'
+ESCAPES = {
+    "absolute elsewhere": "{elsewhere}/out.csv",
+    "dot-dot": "../elsewhere/out.csv",
+    "a symlinked folder": "linked/out.csv",
+    "a symlink to a file elsewhere": "innocent.csv",
+    "a symlink loop": "loop.csv",
+}
+
+
+def plant_symlinks(root: Path) -> None:
+    """The symlinks ESCAPES goes through, and the user's file one of them points at."""
     elsewhere = root.parent / "elsewhere"
     (root / "linked").symlink_to(elsewhere, target_is_directory=True)
     (elsewhere / "target.csv").write_text("the user's file")
     (root / "innocent.csv").symlink_to(elsewhere / "target.csv")
     (root / "loop.csv").symlink_to(root / "loop.csv")
-    return {
-        "absolute elsewhere": str(elsewhere / "out.csv"),
-        "dot-dot": "../elsewhere/out.csv",
-        "a symlinked folder": "linked/out.csv",
-        "a symlink to a file elsewhere": "innocent.csv",
-        "a symlink loop": "loop.csv",
-    }
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["absolute elsewhere", "dot-dot", "a symlinked folder", "a symlink to a file elsewhere",
-     "a symlink loop"],
-)  # fmt: skip
+@pytest.mark.parametrize("case", ESCAPES)
 async def test_served_export_outside_the_started_folder_is_refused_and_writes_nothing(
     db: Path, served: Path, case: str
 ) -> None:
-    typed = escapes(served)[case]
     elsewhere = served.parent / "elsewhere"
+    plant_symlinks(served)
+    typed = ESCAPES[case].format(elsewhere=elsewhere)
     app = RecordingApp(db, write_root=served)
     dialog_open = await export_to(app, typed)
     refusals = [line for line in app.said if line.startswith("not written:")]
