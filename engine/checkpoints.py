@@ -53,12 +53,16 @@ def damaged(path: Path, problem: str) -> EditlensError:
 
 
 def check_writable(out: Path) -> None:
-    """Refuse, before any training, a checkpoint directory that cannot be made or written."""
-    if out.exists() and not out.is_dir():
-        raise EditlensError(f"{out}: is a file, not a folder for checkpoints; pass another --out")
+    """Refuse, before any training, a checkpoint directory that cannot be made or written; the
+    probe leaves nothing behind, so a run refused later for another reason writes nothing."""
+    existing = out
+    while not existing.exists():  # the folder the first checkpoint would be made in
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "it" if existing == out else str(existing)
+        raise EditlensError(f"{out}: {what} is a file, not a folder; pass another --out")
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
         raise EditlensError(

@@ -582,10 +582,14 @@ def refuse_to_load_a_model(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engine.models, "load_model", load_model)
 
 
-# name: (--out, relative to the case's folder; what the line says)
+# name: (--out, relative to the case's folder {dir}; what the line says)
 UNWRITABLE_OUTS = {
-    "a folder under a file": ("notes.txt/ckpt", "cannot write checkpoints there (Not a directory)"),
-    "a file": ("notes.txt", "is a file, not a folder for checkpoints"),
+    "a folder under a file": ("notes.txt/ckpt", "{dir}/notes.txt is a file, not a folder"),
+    "a folder two levels under a file": (
+        "notes.txt/a/b",
+        "{dir}/notes.txt is a file, not a folder",
+    ),
+    "a file": ("notes.txt", "it is a file, not a folder"),
 }
 
 
@@ -598,8 +602,19 @@ def test_training_into_a_folder_it_cannot_write_fails_before_loading_the_model(
     refuse_to_load_a_model(monkeypatch)
     relative, says = UNWRITABLE_OUTS[case]
     line = train_cli(cli, tmp_path, Path("minilm"), "--out", tmp_path / relative).refused()
-    assert line == f"error: {tmp_path / relative}: {says}; pass another --out"
+    assert line == f"error: {tmp_path / relative}: {says.format(dir=tmp_path)}; pass another --out"
     assert (tmp_path / "notes.txt").read_text() == "the user's notes"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "store.duckdb"]
+
+
+def test_a_run_refused_for_its_model_leaves_no_checkpoint_folder(
+    cli, tiny_store: Path, tmp_path: Path
+) -> None:
+    """The --out probe writes nothing, so a refusal after it leaves nothing either."""
+    shutil.copy2(tiny_store, tmp_path / "store.duckdb")
+    (tmp_path / "notes.txt").write_text("not a model")
+    train_cli(cli, tmp_path, tmp_path / "notes.txt", "--out", tmp_path / "ckpt").refused()
+    assert not (tmp_path / "ckpt").exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
