@@ -276,9 +276,11 @@ def sharing(
         ]
     alone_total, shared_total = [p["total"] for p in alone], [p["total"] for p in shared]
     alone_open, shared_open = [p["open"] for p in alone], [p["open"] for p in shared]
+    alone_cpu, shared_cpu = [p["cpu"] for p in alone], [p["cpu"] for p in shared]
     rows += [
         ("publish, median", median(alone_total), median(shared_total), None),
         ("publish, slowest", max(alone_total), max(shared_total), None),
+        ("publish, its CPU time, median", median(alone_cpu), median(shared_cpu), None),
         ("publish: opening the store, median", median(alone_open), median(shared_open), None),
         ("publish: opening the store, slowest", max(alone_open), max(shared_open), None),
     ]
@@ -350,4 +352,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit("interrupted; every child process was stopped")

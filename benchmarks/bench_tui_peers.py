@@ -8,9 +8,9 @@ open TUI does and presses a filter key every ``--pause`` seconds, as a user brow
 prints ``ready`` once its list is filled, and a JSON summary when its stdin closes.
 
 ``publish`` publishes a copy of the staged run TEMPLATE into DB ``--count`` times, ``--gap``
-seconds apart, printing one JSON line per publish: its wall time and how long opening the store
-took (the wait for readers to let go, plus opening the file). It stops early when its stdin
-closes.
+seconds apart, printing one JSON line per publish: its wall time, its CPU time, and how long
+opening the store took (the wait for readers to let go, plus opening the file). It stops early
+when its stdin closes.
 
 Both end when bench_tui.py closes their stdin (also when it dies), and ignore Ctrl-C, which
 the terminal sends to the whole process group: bench_tui.py stops them in order.
@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from textual.widgets import DataTable
 
 from engine.store import Store, remove_store_file
 from tui.app import EditlensApp
@@ -70,8 +72,6 @@ class WatchedApp(EditlensApp):
 
 
 async def open_tui(db: Path, run: str, pause: float, stop: threading.Event) -> dict[str, object]:
-    from textual.widgets import DataTable
-
     app = WatchedApp(db)
     async with app.run_test(size=(120, 40)) as pilot:
         app.post_message(OpenRun(run))
@@ -103,13 +103,19 @@ def publish(
         if stop.wait(gap):
             break
         heard: list[str] = []
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         with Store(db, notice=heard.append) as main:
             opened = time.perf_counter()
             main.merge_run(staging, run)
         remove_store_file(staging)
         end = time.perf_counter()
-        line = {"at": time.time(), "open": opened - start, "total": end - start, "heard": heard}
+        line = {
+            "at": time.time(),
+            "open": opened - start,
+            "total": end - start,
+            "cpu": time.process_time() - cpu,  # all its threads: tells work from waiting for a core
+            "heard": heard,
+        }
         print(json.dumps(line), flush=True)
     remove_store_file(staging)
 
