@@ -65,6 +65,46 @@ def bucketed(
     return batches
 
 
+# Token positions (rows x padded length) per forward pass of the methods that stack many copies
+# of a batch (integrated-gradient steps, occlusion's edited sentences) on a CPU: on 2 cores, the
+# rows the fixed batch sizes gave at the study's sentence lengths (about 40 subwords).
+CPU_PASS_TOKENS = 8192
+GPU_MEMORY_SHARE = 0.25  # of the free GPU memory, for one such pass's activations
+
+
+def by_token_budget(lengths: Sequence[int], tokens: int) -> list[list[int]]:
+    """Indices in length order, cut into batches of at most ``tokens`` padded positions each
+    (rows x the batch's longest length; a longer row than that is a batch of its own), so short
+    sentences share a pass by the hundred and long ones do not run out of memory."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: (lengths[i], i)):
+        if current and (len(current) + 1) * lengths[index] > tokens:
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def pass_tokens(model: torch.nn.Module, backward: bool) -> int:
+    """The token budget of one stacked pass on the model's device: ``CPU_PASS_TOKENS`` on a CPU;
+    on a GPU, a share of its free memory over a token's activations (every layer's, kept for
+    the backward pass when ``backward``; one layer's at a time otherwise)."""
+    parameter = next(model.parameters(), None)  # none: a test's stub
+    if parameter is None or parameter.device.type != "cuda":
+        return CPU_PASS_TOKENS
+    free, _ = torch.cuda.mem_get_info(parameter.device)
+    config = model.config
+    # per token and layer: ~12 hidden-sized activations (attention, feed-forward at 4x) plus the
+    # heads' attention rows (up to max positions wide), in the parameters' element size
+    per_layer = 12 * config.hidden_size + config.num_attention_heads * 512
+    layers = config.num_hidden_layers if backward else 1
+    per_token = per_layer * layers * parameter.element_size()
+    return max(CPU_PASS_TOKENS, int(free * GPU_MEMORY_SHARE) // per_token)
+
+
 def batch_count(keys: Sequence[str] | None, rows: int, batch_size: int) -> int:
     """How many batches ``bucketed`` makes of ``rows`` rows with these ``keys``."""
     sizes = Counter(len(group) for group in _groups(rows, keys))

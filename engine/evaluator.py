@@ -17,7 +17,7 @@ import torch
 
 from engine.align import Encoded, encode
 from engine.attribution import Inputs, build, cls_rows, token_to_word_matrix, word_scores
-from engine.batching import Batch, bucketed, collate
+from engine.batching import Batch, bucketed, collate, pass_tokens
 from engine.device import autocast, to_float32
 from engine.faithfulness import class_probabilities, without_and_only
 from engine.metrics import aopc, aopc_sizes, faithfulness, plausibility_batch, rank_words
@@ -300,7 +300,8 @@ class Evaluator:
                         classes.append(a.predicted)
                 plan[size] = (slots[a.example.id, "without", top], slots[a.example.id, "only", top])
             plans.append((a, sizes, plan))
-        p = class_probabilities(self.model, sequences, classes, self.pad_id, self.spec.batch_size)
+        tokens = pass_tokens(self.model, backward=False)
+        p = class_probabilities(self.model, sequences, classes, self.pad_id, tokens)
         for a, sizes, plan in plans:
             without, only = plan[len(a.example.rationale)]
             at_k = faithfulness(a.p_full, float(p[without]), float(p[only]))

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from engine.align import Encoded
-from engine.batching import bucketed, collate
+from engine.batching import by_token_budget, collate
 from engine.device import model_device
 
 
@@ -28,15 +28,16 @@ def class_probabilities(
     sequences: Sequence[list[int]],
     classes: Sequence[int],
     pad_id: int,
-    batch_size: int,
+    tokens: int,
 ) -> np.ndarray:
-    """p(classes[i] | sequences[i]) for every sequence, in length-bucketed batches."""
+    """p(classes[i] | sequences[i]) for every sequence, in length-sorted passes of at most
+    ``tokens`` padded positions (``engine.batching.by_token_budget``)."""
     encoded = [Encoded(ids, [-1] * len(ids), 0, False) for ids in sequences]
     probabilities = np.zeros(len(sequences), dtype=np.float64)
     device = model_device(model)
     chosen = torch.tensor(list(classes), dtype=torch.long, device=device)
     with torch.inference_mode():
-        for rows in bucketed([len(ids) for ids in sequences], batch_size):
+        for rows in by_token_budget([len(ids) for ids in sequences], tokens):
             batch = collate(encoded, rows, pad_id).to(device)
             logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
             picked = logits.softmax(dim=-1).gather(1, chosen[rows].unsqueeze(1)).squeeze(1)

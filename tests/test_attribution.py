@@ -405,6 +405,11 @@ def test_integrated_gradients_batch_their_steps_into_the_step_by_step_integral(m
     expected, _, _ = path_integral(model, inputs, 8)
     signed = IntegratedGradients(steps=8).attribute(inputs).detach()  # (batch, 1, tokens)
     torch.testing.assert_close(signed[:, 0], expected, rtol=1e-4, atol=1e-6)
+    # a budget of one batch per pass (8 passes) gives the same integral as all 8 steps in one
+    one_per_pass = inputs.batch.input_ids.numel()
+    for budget in (one_per_pass, 3 * one_per_pass, 8 * one_per_pass):
+        split = IntegratedGradients(steps=8, tokens_per_pass=budget).attribute(inputs).detach()
+        torch.testing.assert_close(split[:, 0], expected, rtol=1e-4, atol=1e-6)
     # Stored word scores: |.| per token, then summed into words.
     matrix = token_to_word_matrix(inputs.batch.word_of_token, inputs.batch.words)
     torch.testing.assert_close(
@@ -497,7 +502,8 @@ def test_occlusion_is_the_drop_in_the_target_probability_without_each_word(
     batch = collate([SENTENCES["a"], SENTENCES["b"]], [0, 1], PAD)
     inputs = Inputs(TokenCounter(), batch, ["a", "b"], None, torch.tensor([target, target]))
     matrix = token_to_word_matrix(batch.word_of_token, batch.words)
-    result, _ = word_scores(Occlusion(rows_per_pass=2), inputs, matrix)  # 7 edited copies + 2
+    widest = batch.input_ids.shape[1]
+    result, _ = word_scores(Occlusion(tokens_per_pass=2 * widest), inputs, matrix)  # 2 rows a pass
     assert result.shape == (2, 1, 4)
     torch.testing.assert_close(result[0, 0], torch.tensor(expected_a))
     torch.testing.assert_close(result[1, 0], torch.zeros(4))  # "b" has neither 5 nor 9

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from engine.batching import batch_count, bucketed
+from engine.batching import CPU_PASS_TOKENS, batch_count, bucketed, by_token_budget, pass_tokens
 from engine.errors import EditlensError
 
 
@@ -75,3 +75,27 @@ def test_the_batch_count_is_known_without_the_lengths(batch_size: int) -> None:
 def test_a_group_larger_than_a_batch_is_refused() -> None:
     with pytest.raises(EditlensError, match="raise the batch size"):
         bucketed([3, 4], 1, keys=["a", "a"])
+
+
+def test_a_token_budget_packs_short_rows_together_and_gives_long_ones_a_pass_of_their_own() -> None:
+    lengths = [10, 40, 10, 20, 5, 100]
+    # by length: 4 (5), 0 (10), 2 (10) -> 3 x 10 = 30 <= 40; 3 (20) -> 4 x 20 > 40: new pass;
+    # 1 (40) -> 2 x 40 > 40: new; 5 (100) is over the budget alone: a pass of its own
+    assert by_token_budget(lengths, 40) == [[4, 0, 2], [3], [1], [5]]
+    batches = by_token_budget(lengths, 1000)
+    assert batches == [[4, 0, 2, 3, 1, 5]]
+    assert by_token_budget([], 40) == []
+
+
+def test_every_row_is_in_exactly_one_pass_within_the_budget() -> None:
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 60) for _ in range(500)]
+    batches = by_token_budget(lengths, 512)
+    assert sorted(i for batch in batches for i in batch) == list(range(500))
+    assert all(len(b) * max(lengths[i] for i in b) <= 512 for b in batches)
+
+
+def test_on_a_cpu_the_pass_budget_is_the_fixed_one() -> None:
+    import torch
+
+    assert pass_tokens(torch.nn.Linear(2, 2), backward=True) == CPU_PASS_TOKENS

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 
 from engine.attribution.base import GradientAttribution, Inputs
+from engine.batching import pass_tokens
 from engine.specs import EvalSpec
-
-IG_ROWS_PER_PASS = 128  # integrated-gradient steps are stacked up to this many rows per pass
 
 
 def embedding_gradients(inputs: Inputs, embeddings: torch.Tensor, repeats: int = 1) -> torch.Tensor:
@@ -81,16 +80,18 @@ class IntegratedGradients(GradientAttribution):
     """sum_d (x - x') * mean_alpha grad(x' + alpha (x - x')) with x' the [PAD] embedding on words.
 
     Special tokens keep their embeddings in the baseline, so only words are "removed". Steps are
-    midpoints of ``steps`` equal intervals, run as batched forward passes.
+    midpoints of ``steps`` equal intervals, stacked into passes as large as the device's token
+    budget (``batching.pass_tokens``, or ``tokens_per_pass``) holds.
     """
 
     name = "integrated_gradients"
     magnitude = True
 
-    def __init__(self, steps: int = 16) -> None:
+    def __init__(self, steps: int = 16, tokens_per_pass: int | None = None) -> None:
         if steps < 1:
             raise ValueError(f"integrated gradients needs at least one step, got {steps}")
         self.steps = steps
+        self.tokens_per_pass = tokens_per_pass
 
     @classmethod
     def from_spec(cls, spec: EvalSpec) -> IntegratedGradients:
@@ -118,7 +119,8 @@ class IntegratedGradients(GradientAttribution):
         baseline = word_baseline(inputs, embeddings)
         alphas = torch.arange(self.steps, dtype=embeddings.dtype, device=embeddings.device)
         alphas = (alphas + 0.5) / self.steps
-        per_pass = max(1, IG_ROWS_PER_PASS // embeddings.shape[0])  # steps sharing one pass
+        budget = self.tokens_per_pass or pass_tokens(inputs.model, backward=True)
+        per_pass = max(1, budget // embeddings.shape[:2].numel())  # steps sharing one pass
         total = torch.zeros_like(embeddings)
         for group in alphas.split(per_pass):
             # (steps, batch, tokens, dim)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 
 from engine.attribution.base import Inputs, PerturbationAttribution
+from engine.batching import pass_tokens
 from engine.faithfulness import class_probabilities
-
-OCCLUSION_ROWS_PER_PASS = 64  # edited sentences per forward pass (length-bucketed)
 
 
 class Occlusion(PerturbationAttribution):
@@ -17,13 +16,14 @@ class Occlusion(PerturbationAttribution):
     are removed rather than replaced by a baseline token (ERASER's erasure; on a minimal pair
     the edited twin is exactly the sentence without its deleted words). Every word of every
     sentence in the batch is one edited copy; the copies and the unedited sentences run
-    together, ``rows_per_pass`` at a time.
+    together, as many per pass as the device's token budget holds (``batching.pass_tokens``,
+    or ``tokens_per_pass``).
     """
 
     name = "occlusion"
 
-    def __init__(self, rows_per_pass: int = OCCLUSION_ROWS_PER_PASS) -> None:
-        self.rows_per_pass = rows_per_pass
+    def __init__(self, tokens_per_pass: int | None = None) -> None:
+        self.tokens_per_pass = tokens_per_pass
 
     def attribute(self, inputs: Inputs) -> torch.Tensor:
         batch = inputs.batch
@@ -38,7 +38,8 @@ class Occlusion(PerturbationAttribution):
                 classes.append(target)
                 owners.append((row, word))
         pad_id = inputs.model.config.pad_token_id
-        p = class_probabilities(inputs.model, sequences, classes, pad_id, self.rows_per_pass)
+        tokens = self.tokens_per_pass or pass_tokens(inputs.model, backward=False)
+        p = class_probabilities(inputs.model, sequences, classes, pad_id, tokens)
         full = {row: p[i] for i, (row, word) in enumerate(owners) if word < 0}
         scores = torch.zeros(len(batch.rows), 1, batch.words, device=batch.input_ids.device)
         for i, (row, word) in enumerate(owners):
