@@ -2,9 +2,11 @@
 
     python benchmarks/bench_engine.py [--sentences N] [--memory-sentences M] [--work DIR]
 
-1. Evaluation with the attention methods (attention, attention_max, rollout; every layer; metrics
-   and store writes included) against a bare batched forward pass of the same model on the same
-   sentences (tokenize, length-bucket, forward under inference_mode). Target: ratio >= 0.75.
+1. Per device (``--devices``; default the CPU and, when there is one, the GPU): evaluation with
+   the attention methods (attention, attention_max, rollout; every layer; metrics and store
+   writes included) against a bare batched forward pass of the same model on the same sentences
+   (tokenize, length-bucket, forward under inference_mode), target ratio >= 0.75; evaluation
+   with integrated gradients alone; training examples/s.
 2. Training examples/s with length bucketing against padding every batch to max length.
 3. Peak memory while evaluating M sentences, sampled after every chunk: flat, not growing.
 4. Store size in bytes per evaluated example.
@@ -50,10 +52,10 @@ def make_store(work: Path, sentences: int, name: str) -> Path:
     return db
 
 
-def bare_forward(db: Path, corpus: str, batch_size: int, max_length: int) -> float:
+def bare_forward(db: Path, corpus: str, batch_size: int, max_length: int, device: str) -> float:
     """Sentences/s of tokenize + bucket + forward: the floor any evaluation has to pay."""
     loaded = load_model("minilm")
-    model = loaded.model.eval()
+    model = loaded.model.eval().to(device)
     with Store(db, read_only=True) as store:
         table = next(iter(store.example_batches(corpus, batch_rows=10**9)))
     started = time.perf_counter()
@@ -66,16 +68,19 @@ def bare_forward(db: Path, corpus: str, batch_size: int, max_length: int) -> flo
     )
     with torch.inference_mode():
         for rows in bucketed([len(e.input_ids) for e in encoded], batch_size):
-            batch = collate(encoded, rows, loaded.tokenizer.pad_token_id)
-            model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+            batch = collate(encoded, rows, loaded.tokenizer.pad_token_id).to(torch.device(device))
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        logits.cpu()  # wait for the device, as the evaluation's copy to the store does
     return table.num_rows / (time.perf_counter() - started)
 
 
-def attention_evaluation(db: Path, corpus: str, batch_size: int, max_length: int) -> float:
-    """Sentences/s of the real evaluation with the attention methods, store writes included."""
+def evaluation_rate(
+    db: Path, corpus: str, batch_size: int, max_length: int, device: str, methods: tuple[str, ...]
+) -> float:
+    """Sentences/s of the real evaluation with ``methods``, metrics and store writes included."""
     spec = EvalSpec(
-        corpus=corpus, model="minilm", split="test", methods=ATTENTION_METHODS,
-        batch_size=batch_size, max_length=max_length, faithfulness=False,
+        corpus=corpus, model="minilm", split="test", methods=methods, batch_size=batch_size,
+        max_length=max_length, faithfulness=False, device=device,
     )  # fmt: skip
     load_model("minilm")  # warm the file cache so both sides pay the same load
     rates = []
@@ -124,14 +129,22 @@ def method_costs(db: Path, corpus: str, batch_size: int, max_length: int) -> dic
     return {name: seconds / bare for name, seconds in spent.items()}
 
 
-def training_rates(db: Path, corpus: str, work: Path) -> tuple[float, float]:
-    rates = []
-    for pad in (False, True):
-        spec = TrainSpec(
-            corpus=corpus, epochs=1, limit=512, pad_to_max=pad, out=work / f"ckpt-{pad}"
-        )
-        rates.append(train(db, spec).history[0]["examples_per_s"])
-    return rates[0], rates[1]
+def training_rate(db: Path, corpus: str, work: Path, device: str, pad: bool = False) -> float:
+    spec = TrainSpec(
+        corpus=corpus, epochs=1, limit=512, pad_to_max=pad, device=device,
+        out=work / f"ckpt-{device.replace(':', '')}-{pad}",
+    )  # fmt: skip
+    return train(db, spec).history[0]["examples_per_s"]
+
+
+def default_devices() -> list[str]:
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+def device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
+    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def memory_profile(db: Path, corpus: str) -> list[tuple[int, float]]:
@@ -165,6 +178,10 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--cost-sentences", type=int, default=256)
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument(
+        "--devices", type=lambda text: text.split(","), default=default_devices(),
+        help="comma-separated, e.g. cpu,cuda:0 (default: the CPU, and the GPU when there is one)",
+    )  # fmt: skip
     parser.add_argument("--memory-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -175,22 +192,43 @@ def main() -> None:
     print(f"torch threads: {torch.get_num_threads()}; work dir: {work}")
 
     db = make_store(work, args.sentences, "speed")
-    bare_forward(db, "speed", args.batch_size, args.max_length)  # warm-up: thread pools, caches
-    bare, full = [], []
-    for _ in range(args.repeats):  # interleaved, so a busy moment hits both sides alike
-        bare.append(bare_forward(db, "speed", args.batch_size, args.max_length))
-        full.append(attention_evaluation(db, "speed", args.batch_size, args.max_length))
-    ratio = sorted(f / b for f, b in zip(full, bare, strict=True))[len(full) // 2]
-    print(f"1. bare forward            {max(bare):8.1f} sentences/s  (best of {args.repeats})")
-    print(f"   attention evaluation    {max(full):8.1f} sentences/s  (all layers, metrics, store)")
-    print(f"   ratio, median of {args.repeats} interleaved pairs: {ratio:.2f} (target >= 0.75)")
-
     with Store(db) as store:  # training needs train/dev splits: re-ingest the same file hashed
         ingest(store, work / "speed.xml", corpus="speed-train")
-    bucketed_rate, padded_rate = training_rates(db, "speed-train", work)
-    print(f"2. training, bucketed      {bucketed_rate:8.1f} examples/s")
+    print(f"1. per device ({args.sentences:,} sentences, batch {args.batch_size}):")
+    for device in args.devices:
+        bare_forward(db, "speed", args.batch_size, args.max_length, device)  # warm-up
+        bare, full = [], []
+        for _ in range(args.repeats):  # interleaved, so a busy moment hits both sides alike
+            bare.append(bare_forward(db, "speed", args.batch_size, args.max_length, device))
+            full.append(
+                evaluation_rate(
+                    db, "speed", args.batch_size, args.max_length, device, ATTENTION_METHODS
+                )
+            )
+        ratio = sorted(f / b for f, b in zip(full, bare, strict=True))[len(full) // 2]
+        ig = evaluation_rate(
+            db, "speed", args.batch_size, args.max_length, device, ("integrated_gradients",)
+        )
+        trained = training_rate(db, "speed-train", work, device)
+        print(f"   {device_name(device)}")
+        print(
+            f"     bare forward            {max(bare):8.1f} sentences/s  (best of {args.repeats})"
+        )
+        print(
+            f"     attention evaluation    {max(full):8.1f} sentences/s  (all layers, metrics, store)"
+        )
+        print(
+            f"     ratio, median of {args.repeats} interleaved pairs: {ratio:.2f} (target >= 0.75)"
+        )
+        print(f"     integrated gradients    {ig:8.1f} sentences/s  "
+              f"({EvalSpec(corpus='').ig_steps} steps, metrics, store)")  # fmt: skip
+        print(f"     training                {trained:8.1f} examples/s")
+
+    bucketed_rate = training_rate(db, "speed-train", work, "cpu")
+    padded_rate = training_rate(db, "speed-train", work, "cpu", pad=True)
+    print(f"2. training on the CPU, bucketed      {bucketed_rate:8.1f} examples/s")
     print(
-        f"   training, padded to max {padded_rate:8.1f} examples/s  speed-up {bucketed_rate / padded_rate:.2f}x"
+        f"   training on the CPU, padded to max {padded_rate:8.1f} examples/s  speed-up {bucketed_rate / padded_rate:.2f}x"
     )
 
     memory_db = make_store(work, args.memory_sentences, "memory")
