@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -41,6 +42,7 @@ from engine.vocabulary import METHOD_NAMES
 
 ALL_METHODS = METHOD_NAMES
 CHUNK_ROWS = 512
+T, U = TypeVar("T"), TypeVar("U")
 
 
 @dataclass(frozen=True)
@@ -216,10 +218,25 @@ def _evaluate_chunks(
             on_progress(EvalProgress(resumed + round(done * scale), total, rate))
 
     chunks = source.pending_example_batches(corpus, run_id, rows=CHUNK_ROWS)
-    for index, chunk in enumerate(chunks):
-        if index % procs.world == procs.rank:
-            target.write_chunk(evaluator.process(chunk, batch_done))
+    ours = (chunk for index, chunk in enumerate(chunks) if index % procs.world == procs.rank)
+    for examples in prefetched(ours, evaluator.prepare):
+        target.write_chunk(evaluator.process_prepared(examples, batch_done))
     return resumed, total
+
+
+def prefetched(items: Iterator[T], work: Callable[[T], U]) -> Iterator[U]:
+    """``work(item)`` for each item in order, the next one computed on a thread while the
+    caller uses the current one: a chunk is read and tokenised while the device evaluates the
+    chunk before it. Items are drawn on the caller's thread (they come from the store)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="editlens-prefetch") as pool:
+        pending = None
+        for item in items:
+            ahead = pool.submit(work, item)
+            if pending is not None:
+                yield pending.result()
+            pending = ahead
+        if pending is not None:
+            yield pending.result()
 
 
 def _rows_of_rank(pending: int, world: int, rank: int) -> int:

@@ -128,7 +128,17 @@ class Evaluator:
     ) -> dict[str, pa.Table]:
         """A chunk's rows for every table; ``on_batch`` hears each batch's size as it is done,
         so progress moves per batch rather than per chunk."""
-        examples = self._examples(chunk)
+        return self.process_prepared(self.prepare(chunk), on_batch)
+
+    def prepare(self, chunk: pa.Table) -> list[_Example]:
+        """A chunk read and tokenised: the CPU work that can run while a device computes the
+        chunk before it (``engine.evaluate`` does so on a thread)."""
+        return self._examples(chunk)
+
+    def process_prepared(
+        self, examples: list[_Example], on_batch: Callable[[int], None] | None = None
+    ) -> dict[str, pa.Table]:
+        """``process`` after ``prepare``."""
         encoded = [e.encoded for e in examples]
         rows, ablations = _Rows(), []
         for members in bucketed([len(e.input_ids) for e in encoded], self.spec.batch_size):
@@ -142,12 +152,16 @@ class Evaluator:
                 if forward.attentions
                 else None
             )  # (batch, layers, heads, words)
+            # one copy to the host per batch: reading a device tensor per example would make the
+            # device wait for the host at every sentence
+            probabilities = to_float32(forward.probabilities).numpy()
+            predicted = forward.predicted.tolist()
             for b, r in enumerate(members):
                 ablations += self._add_rows(
                     rows,
                     examples[r],
-                    forward.probabilities[b],
-                    int(forward.predicted[b]),
+                    probabilities[b],
+                    predicted[b],
                     scored,
                     b,
                     None if heads is None else heads[b],
@@ -209,7 +223,7 @@ class Evaluator:
         self,
         rows: _Rows,
         example: _Example,
-        probabilities: torch.Tensor,
+        probabilities: np.ndarray,
         predicted: int,
         scored: list[_Scored],
         b: int,

@@ -351,3 +351,38 @@ def test_bad_input_raises_a_clear_error_and_writes_nothing(fresh, tmp_path, case
     with pytest.raises(EditlensError, match=message):
         evaluate(fresh, spec)
     assert snapshot(fresh) == before
+
+
+def test_prefetching_keeps_order_and_works_on_the_next_item_while_the_caller_holds_one() -> None:
+    import threading
+
+    from engine.evaluate import prefetched
+
+    started: list[int] = []
+    second_started = threading.Event()
+
+    def work(item: int) -> int:
+        started.append(item)
+        if item == 2:
+            second_started.set()
+        return item * 10
+
+    results = prefetched(iter([1, 2, 3]), work)
+    assert next(results) == 10
+    assert second_started.wait(5)  # item 2 was taken up before the caller asked for it
+    assert list(results) == [20, 30] and started == [1, 2, 3]
+    assert list(prefetched(iter([]), work)) == []
+
+
+def test_an_error_in_prefetched_work_reaches_the_caller() -> None:
+    from engine.evaluate import prefetched
+
+    def work(item: int) -> int:
+        if item == 2:
+            raise ValueError("bad chunk")
+        return item
+
+    results = prefetched(iter([1, 2, 3]), work)
+    assert next(results) == 1
+    with pytest.raises(ValueError, match="bad chunk"):
+        next(results)

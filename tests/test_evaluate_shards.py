@@ -103,11 +103,11 @@ def as_ranks(
     class Dying(Evaluator):
         chunks = 0
 
-        def process(self, chunk, on_batch=None):
+        def process_prepared(self, examples, on_batch=None):
             self.chunks += 1
             if threading.current_thread().name == f"rank{fail}" and self.chunks == 2:
                 raise RuntimeError("killed")
-            return super().process(chunk, on_batch)
+            return super().process_prepared(examples, on_batch)
 
     monkeypatch.setattr(evaluate_module, "Evaluator", Dying)
     # One load at a time: a load seeds torch's global generator and draws the placeholders'
