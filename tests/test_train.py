@@ -452,9 +452,7 @@ def test_a_kill_while_writing_a_state_leaves_the_previous_one(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("name", [LAST, "epoch-2"])
-def test_a_kill_between_the_renames_puts_the_previous_state_back(
-    tmp_path: Path, name: str
-) -> None:
+def test_a_kill_between_the_renames_puts_the_previous_state_back(tmp_path: Path, name: str) -> None:
     (tmp_path / f".{name}.old").mkdir()
     (tmp_path / f".{name}.old" / STATE_FILE).write_text("one")
     (tmp_path / f".{name}.tmp").mkdir()
