@@ -325,6 +325,7 @@ def run_study(
     result.seconds = time.perf_counter() - started
     step("results page", write_page)
     result.seconds = time.perf_counter() - started
+    _save_timings(out, {done.name: timings[done.name] for done in result.steps})  # no stale steps
     return result
 
 

@@ -350,7 +350,12 @@ def test_tiny_study_runs_end_to_end_and_reruns_cheaply(tmp_path: Path) -> None:
         out=tmp_path / "out", limit=8, ig_steps=1, train_batch_size=8, readme=readme,
     )  # fmt: skip
     db = tmp_path / "study.duckdb"
+    spec.out.mkdir()
+    (spec.out / "timings.json").write_text('{"fine-tune gone (seed 1)": {"seconds": 9.0}}')
     first = run_study(db, spec)
+    assert json.loads((spec.out / "timings.json").read_text()).keys() == {
+        step.name for step in first.steps
+    }  # a step of an older plan is not kept
     main = [(run.corpus, run.role) for run in first.runs if run.main]
     assert main == [(c, r) for r in ("fine-tuned", "not fine-tuned") for c in (DELETED, SPELLING)]
     other_epoch = [run for run in first.runs if run.epoch is not None]
@@ -362,7 +367,7 @@ def test_tiny_study_runs_end_to_end_and_reruns_cheaply(tmp_path: Path) -> None:
     assert {"attention", "rollout", "integrated_gradients", "random"} <= methods
     page = (spec.out / "results.md").read_text()
     assert "#### Top-3 match" in page and "| **total** |" in page
-    assert (spec.out / LAYERS_PNG).is_file() and "#### Gaps" in readme.read_text()
+    assert (spec.out / LAYERS_PNG).is_file() and "#### Goals and the paper" in readme.read_text()
     second = run_study(db, spec)  # nothing is fine-tuned or evaluated again
     assert all(
         step.reused for step in second.steps if step.name.startswith(("fine-tune", "evaluate"))
