@@ -56,7 +56,8 @@ class StudySpec:
     with 10 % warm-up, 4 epochs of every training row, a sentence and its edited twin in one
     batch reached dev accuracy 0.757 (0.715 with plain length buckets); 3e-4 collapsed to "needs
     edit" for every sentence, 3 epochs stopped at 0.713, and the lowest dev loss (epoch 3) was the
-    less accurate epoch, so the checkpoint is picked by dev accuracy.
+    less accurate epoch, so the checkpoint is picked by dev accuracy. The study's own three seeds
+    reach 0.737, 0.714 and 0.632 with it (data/study/results.md): the recipe is seed-sensitive.
 
     Each fine-tuned model (one per model x seed) keeps every epoch: the epoch picked on dev is
     evaluated with every method on both test sets, and with the forward-pass methods under each
@@ -65,7 +66,8 @@ class StudySpec:
     are under each aggregation: the pre-trained baseline (the paper's row) with the forward-pass
     methods, the random-weight ``floor`` with every method too, since it is the figure each
     method is read against (a model that learned nothing; long words, many subwords). Three
-    seeds of MiniLM take about 75 minutes on 2 idle CPU cores.
+    seeds of MiniLM took 98 minutes on 2 CPU cores shared with other jobs, about 75 without them
+    (the two slowed steps at the pace of their twins).
 
     ``train_limit`` caps the fine-tuning examples (first by id, so minimal pairs stay together)
     and ``ig_steps`` the integrated-gradients path. ``limit`` caps everything (training and
@@ -162,7 +164,7 @@ def check_spec(spec: StudySpec) -> None:
 
 
 def plan(spec: StudySpec, checkpoints: Sequence[Checkpoint]) -> list[Planned]:
-    """Every evaluation the study makes of ``checkpoints``, cheapest first within a model."""
+    """Every evaluation the study makes of ``checkpoints``, in the order they run."""
     from engine.evaluate import EvalSpec
 
     seeds = len(spec.seeds) > 1
