@@ -467,6 +467,9 @@ def test_ctrl_c_prints_the_one_line_message_and_exits_130(tmp_path: Path) -> Non
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a shell's background job (`cmd &`) starts with SIGINT ignored,
+        # and a program rightly keeps ignoring it then
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert process.stdout is not None
     process.stdout.readline()  # the command is running: it has written a record
