@@ -1,5 +1,5 @@
 """What several test files share: running the real ``editlens`` executable, reading its one-line
-errors, and small stores built by the real ingest code."""
+errors, small stores built by the real ingest code, and the demo's flow without a model."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -90,3 +91,24 @@ def store_with(folder: Path, xml: str, corpus: str, split: str | None = None) ->
 def store_with_fixture() -> Callable[..., Path]:
     """``store_with(folder, xml, corpus, split=None)``: a store made by the real ingest code."""
     return store_with
+
+
+@pytest.fixture
+def demo_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[object]:
+    """The specs ``pipeline.demo`` gives training and evaluation, in order, with both replaced by
+    recorders: training "saves" ``tmp_path/best``, evaluation ``i`` publishes run ``eval-i``."""
+    from engine.train import TrainResult
+
+    calls: list[object] = []
+
+    def train(db, spec, on_progress=None, *, merge=True):
+        calls.append(spec)
+        return TrainResult("train-x", tmp_path / "best", 1, [], 0, tmp_path / "staged")
+
+    def evaluate(db, spec, *, merge=True, on_progress=None):
+        calls.append(spec)
+        return SimpleNamespace(run_id=f"eval-{len(calls)}", rank=0)
+
+    monkeypatch.setattr("engine.train.train", train)
+    monkeypatch.setattr("engine.evaluate.evaluate", evaluate)
+    return calls

@@ -14,7 +14,6 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import duckdb  # tests read and tamper with store files directly; the engine goes through Store
@@ -30,7 +29,7 @@ from engine.pipeline import DemoSpec
 from engine.specs import EvalSpec, default
 from engine.store import SCHEMA_VERSION, Store
 from engine.study import StudySpec
-from engine.train import TrainResult, TrainSpec
+from engine.train import TrainSpec
 
 EDITLENS = shutil.which("editlens") or str(Path(sys.executable).parent / "editlens")
 
@@ -635,26 +634,14 @@ def test_the_readme_commands_table_names_every_command_and_only_real_options() -
 
 
 def test_the_demo_fine_tunes_then_evaluates_it_and_two_baselines_with_the_demo_settings(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    demo_calls: list[object], tmp_path: Path
 ) -> None:
     """The flow and its specs (so its run ids, and so its report) without a model."""
     from engine.models import DEFAULT_MODEL, RANDOM_MODEL
 
-    calls: list[object] = []
-
-    def train(db, spec, on_progress=None, *, merge=True):
-        calls.append(spec)
-        return TrainResult("train-x", tmp_path / "best", 1, [], 0, tmp_path / "staged")
-
-    def evaluate(db, spec, *, merge=True, on_progress=None):
-        calls.append(spec)
-        return SimpleNamespace(run_id=f"eval-{len(calls)}", rank=0)
-
-    monkeypatch.setattr("engine.train.train", train)
-    monkeypatch.setattr("engine.evaluate.evaluate", evaluate)
     result = pipeline.demo(tmp_path / "demo.duckdb", DemoSpec())
     assert result.run_ids == ["eval-2", "eval-3", "eval-4"]
-    trained, *evaluated = calls
+    trained, *evaluated = demo_calls
     assert trained == TrainSpec(corpus="synthetic", model=DEFAULT_MODEL, epochs=2, lr=1e-4)
     assert evaluated == [
         EvalSpec(corpus="synthetic", model=model, ig_steps=8)

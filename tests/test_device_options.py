@@ -4,7 +4,6 @@ evaluation form, which passes it to the job it starts."""
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from textual.widgets import Input, Label
@@ -16,7 +15,6 @@ from engine.errors import EditlensError
 from engine.jobs import JobSpec
 from engine.pipeline import DemoSpec
 from engine.specs import EvalSpec
-from engine.train import TrainResult
 from tui.app import EditlensApp
 
 
@@ -35,22 +33,10 @@ def test_other_device_names_are_not(name: str) -> None:
     assert not is_device_name(name)
 
 
-def test_the_demo_trains_and_evaluates_on_the_device_it_is_given(monkeypatch, tmp_path) -> None:
-    specs: list[object] = []
-
-    def train(db, spec, on_progress=None, *, merge=True):
-        specs.append(spec)
-        return TrainResult("train-x", tmp_path / "best", 1, [], 0, tmp_path / "staged")
-
-    def evaluate(db, spec, *, merge=True, on_progress=None):
-        specs.append(spec)
-        return SimpleNamespace(run_id=f"eval-{len(specs)}", rank=0)
-
-    monkeypatch.setattr("engine.train.train", train)
-    monkeypatch.setattr("engine.evaluate.evaluate", evaluate)
+def test_the_demo_trains_and_evaluates_on_the_device_it_is_given(demo_calls, tmp_path) -> None:
     pipeline.demo(tmp_path / "demo.duckdb", DemoSpec(device="cpu"))
-    assert len(specs) == 4
-    assert [spec.device for spec in specs] == ["cpu"] * 4  # type: ignore[attr-defined]
+    assert len(demo_calls) == 4
+    assert [spec.device for spec in demo_calls] == ["cpu"] * 4  # type: ignore[attr-defined]
 
 
 def test_the_demo_refuses_a_device_the_machine_lacks_before_any_work(tmp_path) -> None:

@@ -8,6 +8,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from test_tui_keys import settle
 from tui_fixture import build_small
 
 from tui.app import EditlensApp
@@ -40,12 +41,6 @@ class RecordingApp(EditlensApp):
     def notify(self, message, *args, **kwargs) -> None:  # type: ignore[override]
         self.said.append(str(message))
         super().notify(message, *args, **kwargs)
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 async def export_to(app: RecordingApp, typed: str) -> bool:
