@@ -115,12 +115,7 @@ def evaluate(
             raise EditlensError(
                 f"--layers {bad[0]} is out of range: {spec.model} has layers 1..{loaded.layers}"
             )
-        positions = int(getattr(loaded.model.config, "max_position_embeddings", spec.max_length))
-        if spec.max_length > positions:
-            raise EditlensError(
-                f"--max-length {spec.max_length} is more than {spec.model} has positions for; "
-                f"use at most {positions}"
-            )
+        loaded.check_max_length(spec.max_length)
         run_id = run_id_for(spec)
         staging_path = staging_dir(db) / f"{run_id}.duckdb"
         if procs.main:

@@ -235,7 +235,7 @@ def collect(
         }
         models = list(by_key.values())
         extra = Figures(models, rows, cis, corpora, settings, list(steps))
-        extra.checkpoints = _checkpoints(store, runs, by_key)
+        extra.checkpoints = _checkpoints(store, runs, by_key, cis)
         extra.aggregations = _aggregations(store, runs, by_key, cis)
         extra.comparisons = _comparisons(store, models, rows)
     extra.written = datetime.now().strftime("%Y-%m-%d %H:%M")
@@ -248,9 +248,13 @@ def _top3(store: Any, run: str, method: str, layer: int) -> Estimate:
 
 
 def _checkpoints(
-    store: Any, runs: Sequence[StudyRun], by_key: dict[tuple[str, int | None], ModelFigures]
+    store: Any,
+    runs: Sequence[StudyRun],
+    by_key: dict[tuple[str, int | None], ModelFigures],
+    cis: dict[tuple[str, str, int, str, str], Estimate],
 ) -> list[CheckpointFigures]:
-    """Accuracy and last-layer attention's top-3 on ``deleted`` for every evaluated checkpoint."""
+    """Accuracy and last-layer attention's top-3 on ``deleted`` for every evaluated checkpoint
+    (a model's main run has both already: they are read, not bootstrapped again)."""
     points = []
     for study_run in runs:
         if study_run.corpus != DELETED or study_run.aggregation != AGGREGATIONS[0]:
@@ -261,8 +265,12 @@ def _checkpoints(
         history = (figures.train or {}).get("history") or []
         epoch = study_run.epoch or (figures.train or {}).get("best_epoch")
         dev = history[epoch - 1].get("dev_accuracy") if epoch and len(history) >= epoch else None
-        layers = store.get_run(study_run.run_id).layers
-        labels, preds = store.run_labels(study_run.run_id)
+        if study_run.main:
+            accuracy = figures.classification[DELETED]["accuracy"]
+        else:
+            accuracy = classification_cis(*store.run_labels(study_run.run_id))["accuracy"]
+        key = (study_run.run_id, HEADLINE_METHOD, figures.layers, "all", HEADLINE_METRIC)
+        top3 = cis.get(key) or _top3(store, study_run.run_id, HEADLINE_METHOD, figures.layers)
         points.append(
             CheckpointFigures(
                 name=figures.name,
@@ -270,8 +278,8 @@ def _checkpoints(
                 epoch=epoch if study_run.seed is not None else None,
                 selected=study_run.main,
                 dev_accuracy=dev,
-                accuracy=classification_cis(labels, preds)["accuracy"],
-                top3=_top3(store, study_run.run_id, HEADLINE_METHOD, layers),
+                accuracy=accuracy,
+                top3=top3,
             )
         )
     return sorted(points, key=lambda p: (p.seed is None, p.name, p.epoch or 0))
