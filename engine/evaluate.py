@@ -58,11 +58,12 @@ class EvalResult:
     model: str
     staging: Path
     merged: bool
-    classification: Classification
+    # None on ranks other than 0: they return before rank 0 has published, with their own shard
+    # (``staging``) and its example count; only rank 0's result describes the run. A shard may
+    # be empty (fewer chunks than ranks), so it has no figures of its own.
+    classification: Classification | None
     examples: int
     resumed: int  # examples found already done in the staging store
-    # Under several processes, every rank but 0 returns its own shard's figures (``staging`` is
-    # the shard) before rank 0 has published: only rank 0's result describes the run.
     rank: int = 0
 
 
@@ -131,14 +132,11 @@ def evaluate(
         shard_path = _shard_path(staging_path, procs.rank)
         with Store(staging_path, read_only=True) as source, Store(shard_path) as shard:
             resumed, total = _evaluate_chunks(source, shard, evaluator, procs, report)
-            labels, preds = shard.run_labels(run_id)
+            examples = shard.count_done(run_id)
         procs.barrier()  # every shard is written
         if not procs.main:
-            figures = classification(labels, preds)
-            return EvalResult(
-                run_id, evaluator.display_name, shard_path, False, figures, len(labels), 0,
-                procs.rank,
-            )  # fmt: skip
+            name = evaluator.display_name
+            return EvalResult(run_id, name, shard_path, False, None, examples, 0, procs.rank)
     with Store(staging_path) as staging:
         _add_shards(staging, staging_path, run_id)
         labels, preds = staging.run_labels(run_id)
@@ -196,7 +194,8 @@ def _evaluate_chunks(
     on_progress: Callable[[EvalProgress], None] | None,
 ) -> tuple[int, int]:
     """Evaluate this rank's chunks of the examples ``source`` has no prediction for, writing
-    each into ``target``; returns (examples done before, examples in all)."""
+    each into ``target``; returns (examples done before, examples in all). Three things overlap:
+    reading and tokenising the next chunk, computing this one, writing the one before."""
     corpus, run_id = evaluator.spec.corpus, evaluator.run_id
     resumed = source.count_done(run_id)
     total = source.count_examples(corpus)  # the staging store holds just these
@@ -214,8 +213,9 @@ def _evaluate_chunks(
 
     chunks = source.pending_example_batches(corpus, run_id, rows=CHUNK_ROWS)
     ours = (chunk for index, chunk in enumerate(chunks) if index % procs.world == procs.rank)
-    for examples in prefetched(ours, evaluator.prepare):
-        target.write_chunk(evaluator.process_prepared(examples, batch_done))
+    with target.chunks_written_behind() as write:
+        for examples in prefetched(ours, evaluator.prepare):
+            write(evaluator.process_prepared(examples, batch_done))
     return resumed, total
 
 

@@ -123,3 +123,51 @@ def test_two_processes_evaluate_as_one_example_for_example_and_publish_once(
             assert con.execute(query, [one.run_id]).fetchall() == expected, table
         assert expected, table
     assert not list(staging_dir(two_db).iterdir())  # staging store and both shards gone
+
+
+@pytest.mark.slow
+def test_evaluate_train_first_under_two_processes_trains_then_evaluates_as_one(
+    tmp_path: Path,
+) -> None:
+    """Both steps in one launch: data-parallel training, then the sharded evaluation of its
+    best checkpoint; each run published once, as one process publishes them. The 20 dev
+    examples are one chunk, so rank 1 has nothing to evaluate (it used to fail scoring its
+    empty shard)."""
+    model = tiny_model(tmp_path / "tiny-bert", dropout=0.0)
+    examples = corpus(train=60, dev=20)
+    options = [
+        "evaluate", "--corpus=tiny", f"--model={model}", "--split=dev", "--max-length=32",
+        "--methods=attention", "--train-first", "--epochs=2", "--lr=1e-3",
+        "--train-batch-size=8", "--device=cpu",
+    ]  # fmt: skip
+    one_db = make_store(tmp_path / "one" / "store.duckdb", "tiny", examples)
+    alone = subprocess.run(
+        [str(EDITLENS), *options, f"--db={one_db}"], capture_output=True, text=True, check=False
+    )
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    two_db = make_store(tmp_path / "two" / "store.duckdb", "tiny", examples)
+    result = torchrun(*options, f"--db={two_db}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def published(db: Path) -> tuple[list, list, list[tuple[str, float]]]:
+        with Store(db, read_only=True) as store:
+            trained, evaluated = store.runs(kind="train"), store.runs(kind="evaluate")
+        import duckdb
+
+        with duckdb.connect(str(db), read_only=True) as con:
+            probs = con.execute("SELECT example, prob FROM predictions ORDER BY example").fetchall()
+        return trained, evaluated, probs
+
+    one_trained, one_evaluated, one_probs = published(one_db)
+    trained, evaluated, probs = published(two_db)
+    assert [run.id for run in trained] == [run.id for run in one_trained]  # one each
+    assert len(evaluated) == len(one_evaluated) == 1
+    assert evaluated[0].checkpoint == str(two_db.parent / "checkpoints" / trained[0].id / "best")
+    assert evaluated[0].config["processes"] == 2
+    assert trained[0].metrics["history"][-1]["dev_loss"] == pytest.approx(
+        one_trained[0].metrics["history"][-1]["dev_loss"], rel=1e-5
+    )
+    assert [example for example, _ in probs] == [example for example, _ in one_probs]
+    assert len(probs) == 20
+    for (_, mine), (_, theirs) in zip(probs, one_probs, strict=True):
+        assert mine == pytest.approx(theirs, abs=1e-5)
