@@ -310,6 +310,33 @@ def test_write_chunk_refuses_a_table_that_is_not_a_run_table(db: Path) -> None:
         store.write_chunk({"examples": pa.table({"x": [1]})})
 
 
+def test_chunks_written_behind_land_as_written_in_front_while_reads_go_on(
+    tmp_path: Path, db: Path
+) -> None:
+    in_front, behind = tmp_path / "front.duckdb", tmp_path / "behind.duckdb"
+    with Store(in_front) as store:
+        for run_id in ("a", "b", "c"):
+            store.write_chunk(run_tables(run_id))
+    with Store(behind) as store:
+        with store.chunks_written_behind() as write:
+            for run_id in ("a", "b", "c"):
+                write(run_tables(run_id))
+                store.count_done(run_id)  # this connection reads while the chunk is written
+        assert [store.count_done(run_id) for run_id in ("a", "b", "c")] == [3, 3, 3]
+    assert snapshot(behind) == snapshot(in_front)
+
+
+def test_a_chunk_written_behind_that_fails_is_a_store_error_in_the_caller(db: Path) -> None:
+    broken = run_tables("a")
+    broken["scores"] = broken["scores"].drop_columns(["layer"])  # NOT NULL: the insert fails
+    with Store(db) as store:
+        with pytest.raises(StoreError, match=str(db)), store.chunks_written_behind() as write:
+            write(run_tables("ok"))
+            write(broken)
+        assert store.count_done("ok") == 3  # the chunk before it landed
+        assert store.count_done("a") == 0  # the failed one left nothing
+
+
 @pytest.mark.parametrize("content", [None, b"not a database\n"], ids=["missing", "not-duckdb"])
 def test_merging_from_an_unusable_staging_file_is_a_store_error(
     tmp_path: Path, db: Path, content: bytes | None

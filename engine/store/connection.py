@@ -286,5 +286,10 @@ class Database:
             for name in tables:
                 self.con.unregister(name)
 
+    def cursor(self) -> Database:
+        """A connection of its own to the same open file, for another thread; close it after."""
+        with self.errors():
+            return Database(self.path, self.con.cursor())
+
     def close(self) -> None:
         self.con.close()

@@ -3,7 +3,8 @@ publish that merges a finished run into the main store, all at once or not at al
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import astuple
 from pathlib import Path
@@ -30,6 +31,16 @@ _MERGE_COLUMNS = {
 }
 
 
+def _write_chunk(db: Database, tables: dict[str, pa.Table]) -> None:
+    unknown = set(tables) - set(RUN_TABLES)
+    if unknown:
+        raise ValueError(f"not run tables: {sorted(unknown)}")
+    chunks = {f"chunk_{name}": rows for name, rows in tables.items()}
+    with db.registered(chunks), db.transaction():
+        for name in tables:
+            db.execute(f"INSERT INTO {name} BY NAME SELECT * FROM chunk_{name}")
+
+
 class JobWrites:
     """A job's staging store: chunks of rows, resume, the run row; and the main store's merge."""
 
@@ -37,13 +48,32 @@ class JobWrites:
 
     def write_chunk(self, tables: dict[str, pa.Table]) -> None:
         """Append one chunk of a run's rows (table name -> Arrow) in one transaction."""
-        unknown = set(tables) - set(RUN_TABLES)
-        if unknown:
-            raise ValueError(f"not run tables: {sorted(unknown)}")
-        db, chunks = self._db, {f"chunk_{name}": rows for name, rows in tables.items()}
-        with db.registered(chunks), db.transaction():
-            for name in tables:
-                db.execute(f"INSERT INTO {name} BY NAME SELECT * FROM chunk_{name}")
+        _write_chunk(self._db, tables)
+
+    @contextmanager
+    def chunks_written_behind(self) -> Iterator[Callable[[dict[str, pa.Table]], None]]:
+        """``write(tables)`` that returns at once: the chunk is written on a thread, on a
+        connection of its own, while the caller computes the next one (reads on this store may
+        go on meanwhile). One write is in flight at a time and chunks land in order; leaving the
+        block waits for the last one, and a failed write raises in the caller at its next call
+        or there. An interrupted caller still lets the write in flight commit or roll back whole.
+        """
+        writer = self._db.cursor()
+        in_flight: Future[None] | None = None
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="editlens-write") as pool:
+
+                def write(tables: dict[str, pa.Table]) -> None:
+                    nonlocal in_flight
+                    if in_flight is not None:
+                        in_flight.result()
+                    in_flight = pool.submit(_write_chunk, writer, tables)
+
+                yield write
+                if in_flight is not None:
+                    in_flight.result()
+        finally:
+            writer.close()
 
     def count_done(self, run_id: str) -> int:
         """How many examples a run already has predictions for: a resumed job's head start."""
