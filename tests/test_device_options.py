@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Label
-from tui_fixture import build_small
+from tui_fixture import build_small, settle
 
 from engine import pipeline
 from engine.device import is_device_name
@@ -56,7 +56,7 @@ async def fill_in_device(db: Path, typed: str) -> tuple[list[dict], str, str]:
 
     app = EditlensApp(db, job_factory=factory)
     async with app.run_test(size=(100, 40)) as pilot:
-        await pilot.app.workers.wait_for_complete()
+        await settle(pilot)
         await pilot.press("e")
         await pilot.pause()
         field = app.screen.query_one("#device", Input)

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb  # the v2 fixture is written with the old DDL, not through Store
 import pytest
 from test_store_migration import V1_DDL, columns
-from test_tui_keys import open_examples, settle, status
+from test_tui_keys import open_examples, status
 from textual.widgets import DataTable
-from tui_fixture import RUNS, build_with_ids
+from tui_fixture import RUNS, build_with_ids, settle
 
 from engine.figures import Side
 from engine.store import SCHEMA_VERSION, ExampleFilter, Store, StoreReader

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Label
+from tui_fixture import settle
 
 from engine.ingest import ingest
 from engine.store import Run, Store, StoreError
@@ -87,8 +88,7 @@ async def test_the_runs_screen_badges_a_stale_training_run_and_says_why(db: Path
     reingest(db, TRAIN.replace("the method works", "the model works"), "train", "stale")
     app = EditlensApp(db)
     async with app.run_test(size=(120, 30)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         table = app.screen.query_one("#runs", DataTable)
         kinds = {row.value: str(table.get_row(row)[2]) for row in table.rows}
         title = str(app.screen.query_one("#runs-title", Label).render())

@@ -10,7 +10,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 from textual.widgets import DataTable, Input, Label, Static
-from tui_fixture import RUNS, build_small, build_staged_run, small_data
+from tui_fixture import RUNS, build_small, build_staged_run, settle, small_data
 
 from engine.corpus import Example
 from engine.store import Store
@@ -52,13 +52,6 @@ def expected(data, run: str, method: str = "attention", layer: int = 6, metric: 
         p["example"] for p in preds if not p["scorable"]
     }
     return preds, outcomes
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def open_examples(pilot) -> ExamplesScreen:

@@ -17,6 +17,7 @@ from tui_fixture import (
     RUNS,
     build_pairs,
     build_small,
+    settle,
     small_data,
 )
 
@@ -59,12 +60,6 @@ def rows() -> dict[str, dict[str, list[dict]]]:
 @pytest.fixture(scope="module")
 def pair_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_pairs(tmp_path_factory.mktemp("pairs"))
-
-
-async def settle(pilot) -> None:
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 def plain(widget) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Input, Label, Select, Static
-from tui_fixture import RUNS, build_small, build_staged_run, build_training_run
+from tui_fixture import RUNS, build_small, build_staged_run, build_training_run, settle
 
 from tui.app import EditlensApp
 
@@ -24,15 +24,6 @@ FT, BASE = RUNS[0][0], RUNS[1][0]
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_small(tmp_path_factory.mktemp("keys") / "store.duckdb")
-
-
-async def settle(pilot, quiet: float = 0.0) -> None:
-    """Let timers (the search's debounce) fire, then wait for every worker and repaint."""
-    if quiet:
-        await pilot.pause(quiet)
-    for _ in range(3):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 async def open_examples(pilot):

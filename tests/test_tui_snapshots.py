@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tui_fixture import build_small, build_staged_run, build_training_run
+from textual.widgets import Input
+from tui_fixture import build_small, build_staged_run, build_training_run, settle
 
 from engine.store import staging_dir
 from tui.app import EditlensApp
@@ -18,12 +19,6 @@ SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_small(tmp_path_factory.mktemp("snap") / "store.duckdb")
-
-
-async def settle(pilot) -> None:
-    for _ in range(2):
-        await pilot.app.workers.wait_for_complete()
-        await pilot.pause()
 
 
 def app_for(db: Path) -> EditlensApp:
@@ -94,11 +89,20 @@ def test_training_screen(snap_compare, tmp_path: Path) -> None:
     assert snap_compare(app_for(db), terminal_size=(80, 24), run_before=before)
 
 
+def still_cursors(pilot) -> None:
+    """Stop every input's cursor blinking (it is then hidden), so a snapshot does not depend on
+    when it is taken: on a loaded machine the form's snapshot fell in the blink's off phase."""
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+
+
 def test_evaluate_form(snap_compare, db: Path) -> None:
     async def before(pilot) -> None:
         await settle(pilot)
         await pilot.press("e")
         await settle(pilot)
+        still_cursors(pilot)
+        await pilot.pause()
 
     assert snap_compare(app_for(db), terminal_size=(80, 24), run_before=before)
 
@@ -112,6 +116,8 @@ def test_export_dialog(snap_compare, db: Path, monkeypatch) -> None:
         await settle(pilot)
         await pilot.press("ctrl+e")
         await settle(pilot)
+        still_cursors(pilot)
+        await pilot.pause()
 
     app = app_for(db)
     assert snap_compare(app, terminal_size=(80, 24), run_before=before)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from test_store_sharing import HOLD
-from test_tui_keys import settle, text_of
+from test_tui_keys import text_of
 from textual.widgets import DataTable, Label
-from tui_fixture import build_small, build_staged_run
+from tui_fixture import build_small, build_staged_run, settle
 
 from engine.store import staged_files, staging_dir
 from tui.app import EditlensApp

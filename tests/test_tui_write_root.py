@@ -8,8 +8,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from test_tui_keys import settle
-from tui_fixture import build_small
+from tui_fixture import build_small, settle
 
 from tui.app import EditlensApp
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from textual.worker import WorkerCancelled
 
 from engine.corpus import Example, tokenize_words
 from engine.metrics import plausibility
@@ -570,3 +571,17 @@ def build_pairs(folder: Path) -> Path:
         writer.write_examples(CORPUS, [examples_to_arrow(CORPUS, examples)])
         _publish(writer, _run("pairs-run", "minilm+ft:demo", CORPUS, metrics, 0), [tables], folder)
     return path
+
+
+async def settle(pilot, quiet: float = 0.0) -> None:
+    """Let timers (the search's debounce) fire, then wait for every worker and repaint."""
+    if quiet:
+        await pilot.pause(quiet)
+    for _ in range(3):
+        for _ in range(50):
+            try:
+                await pilot.app.workers.wait_for_complete()
+                break
+            except WorkerCancelled:  # an exclusive worker replaced by a newer one: wait for it
+                await pilot.pause()
+        await pilot.pause()
