@@ -640,6 +640,7 @@ def _goals(fig: Figures, main: ModelFigures | None) -> list[str]:
                 f"Last-layer attention on `{CORPUS_TITLES[corpus]}` (flagged, as the paper): "
                 + "; ".join(parts) + ".", "",
             ]  # fmt: skip
+    lines += _where_attention_finds_the_edit(fig, tuned)
     acc = main.classification.get(DELETED, {}).get("accuracy")
     lines += [
         f"What separates the set-ups: **model size**: {_shape(main)}{_about(main.model)} "
@@ -651,6 +652,35 @@ def _goals(fig: Figures, main: ModelFigures | None) -> list[str]:
         "",
     ]
     return lines
+
+
+def _where_attention_finds_the_edit(fig: Figures, tuned: list[ModelFigures]) -> list[str]:
+    """The data's side of "why below the paper": each fine-tuned model's best attention layer on
+    ``deleted`` against its last, and the spread of the last layer beside that of accuracy."""
+    parts, last, accuracy = [], [], []
+    for m in tuned:
+        run = m.runs.get(DELETED)
+        layers = {n: fig.estimate(run, HEADLINE_METHOD, n, "all") for n in range(1, m.layers + 1)}
+        layers = {n: est for n, est in layers.items() if est is not None and est.n}
+        acc = m.classification.get(DELETED, {}).get("accuracy")
+        if m.layers not in layers or acc is None:
+            continue
+        best = max(layers, key=lambda n: layers[n].mean)
+        parts.append(
+            f"{m.name} L{best} {layers[best].mean:.2f} against L{m.layers} "
+            f"{layers[m.layers].mean:.2f}"
+        )
+        last.append(layers[m.layers].mean)
+        accuracy.append(acc.mean)
+    if not parts:
+        return []
+    return [
+        "Where attention finds the edit on `deleted` (all scorable sentences, the layer table "
+        f"below): {'; '.join(parts)}. Across the fine-tuned models the last layer's top-3 spans "
+        f"{min(last):.2f}–{max(last):.2f} while `deleted` accuracy spans "
+        f"{min(accuracy):.3f}–{max(accuracy):.3f}.",
+        "",
+    ]
 
 
 def _versus(est: Any, paper: float) -> str:

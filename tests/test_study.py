@@ -23,6 +23,8 @@ from engine.results import (
     DELETED,
     SPELLING,
     CheckpointFigures,
+    Figures,
+    ModelFigures,
     Step,
     StudyRun,
     classification_cis,
@@ -35,6 +37,7 @@ from engine.study_page import (
     METHODS_PNG,
     START,
     _correlation,
+    _where_attention_finds_the_edit,
     check_readme,
     ci,
     replace_section,
@@ -407,11 +410,33 @@ def test_seeds_are_shown_one_by_one_with_their_mean_and_range(
     assert "| spelling | random | 0.667 | 0.667 | 0.667 | 0.000 |" in page
 
 
-def _point(name: str, epoch: int | None, accuracy: float, top3: float) -> CheckpointFigures:
-    def est(x: float) -> Estimate:
-        return Estimate(100, x, x - 0.05, x + 0.05)
+def _est(x: float) -> Estimate:
+    return Estimate(100, x, x - 0.05, x + 0.05)
 
-    return CheckpointFigures(name, 13, epoch, False, None, est(accuracy), est(top3))
+
+def test_the_goals_name_each_models_best_attention_layer_against_its_last() -> None:
+    top3 = {"s13": (0.4, 0.6, 0.5), "s14": (0.2, 0.7, 0.1)}  # layers 1..3
+    models = [
+        ModelFigures("minilm", "fine-tuned", seed, run, 3, 2, {DELETED: run}, None,
+                     {DELETED: {"accuracy": _est(accuracy)}})
+        for seed, run, accuracy in ((13, "s13", 0.74), (14, "s14", 0.76))
+    ]  # fmt: skip
+    cis = {
+        (run, "attention", layer, "all", "top3"): _est(x)
+        for run, figures in top3.items()
+        for layer, x in enumerate(figures, 1)
+    }
+    lines = _where_attention_finds_the_edit(Figures(models, [], cis, {}, {}, []), models)
+    assert lines[0] == (
+        "Where attention finds the edit on `deleted` (all scorable sentences, the layer table "
+        "below): minilm (fine-tuned, seed 13) L2 0.60 against L3 0.50; minilm (fine-tuned, "
+        "seed 14) L2 0.70 against L3 0.10. Across the fine-tuned models the last layer's top-3 "
+        "spans 0.10–0.50 while `deleted` accuracy spans 0.740–0.760."
+    )
+
+
+def _point(name: str, epoch: int | None, accuracy: float, top3: float) -> CheckpointFigures:
+    return CheckpointFigures(name, 13, epoch, False, None, _est(accuracy), _est(top3))
 
 
 def test_accuracy_and_top3_rising_together_give_rho_one_with_its_exact_p() -> None:
