@@ -23,6 +23,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +43,10 @@ from engine.vocabulary import METHOD_NAMES
 
 ALL_METHODS = METHOD_NAMES
 CHUNK_ROWS = 512
+# Device types on which each chunk is written on a thread while the next one computes. On a GPU
+# the host only waits while the device computes; on the CPU the cores are the ones computing and
+# a writer thread competes with them (0.97x the rate of writing in front, 2 cores, 7 pairs).
+WRITES_BEHIND_ON = frozenset({"cuda", "mps"})
 T, U = TypeVar("T"), TypeVar("U")
 
 
@@ -194,8 +199,9 @@ def _evaluate_chunks(
     on_progress: Callable[[EvalProgress], None] | None,
 ) -> tuple[int, int]:
     """Evaluate this rank's chunks of the examples ``source`` has no prediction for, writing
-    each into ``target``; returns (examples done before, examples in all). Three things overlap:
-    reading and tokenising the next chunk, computing this one, writing the one before."""
+    each into ``target``; returns (examples done before, examples in all). Reading and
+    tokenising the next chunk overlaps computing this one, and on a GPU so does writing the one
+    before (``WRITES_BEHIND_ON``)."""
     corpus, run_id = evaluator.spec.corpus, evaluator.run_id
     resumed = source.count_done(run_id)
     total = source.count_examples(corpus)  # the staging store holds just these
@@ -213,7 +219,11 @@ def _evaluate_chunks(
 
     chunks = source.pending_example_batches(corpus, run_id, rows=CHUNK_ROWS)
     ours = (chunk for index, chunk in enumerate(chunks) if index % procs.world == procs.rank)
-    with target.chunks_written_behind() as write:
+    if evaluator.device.type in WRITES_BEHIND_ON:
+        writes = target.chunks_written_behind()
+    else:
+        writes = nullcontext(target.write_chunk)
+    with writes as write:
         for examples in prefetched(ours, evaluator.prepare):
             write(evaluator.process_prepared(examples, batch_done))
     return resumed, total

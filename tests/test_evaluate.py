@@ -279,6 +279,28 @@ def test_an_interrupted_job_shows_nothing_and_resumes_to_the_same_results(fresh,
     assert run_tables(fresh, run_id) == run_tables(reference_db, run_id)
 
 
+def test_writing_behind_as_on_a_gpu_stages_the_same_rows_and_resumes_after_an_interrupt(
+    fresh, evaluated, monkeypatch
+) -> None:
+    monkeypatch.setattr(evaluate_module, "WRITES_BEHIND_ON", frozenset({"cpu"}))
+    written = []
+    monkeypatch.setattr(
+        Store, "chunks_written_behind",
+        lambda store, real=Store.chunks_written_behind: written.append(1) or real(store),
+    )  # fmt: skip
+
+    def stop(progress) -> None:
+        if progress.done > 2 * CHUNK:  # in the third chunk: the second may still be in flight
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(fresh, SPEC, on_progress=stop)
+    result = evaluate(fresh, SPEC)
+    assert written == [1, 1] and result.resumed == 2 * CHUNK  # both chunks landed whole
+    reference_db, run_id = evaluated
+    assert run_tables(fresh, run_id) == run_tables(reference_db, run_id)
+
+
 def test_progress_moves_with_every_batch_not_only_with_every_chunk(fresh) -> None:
     seen: list[int] = []
     spec = dataclasses.replace(QUICK, batch_size=2)
