@@ -6,9 +6,9 @@
    the attention methods (attention, attention_max, rollout; every layer; metrics and store
    writes included) against a bare batched forward pass of the same model on the same sentences
    (tokenize, length-bucket, forward under inference_mode), target ratio >= 0.75; evaluation
-   with integrated gradients alone; training examples/s. The same attention evaluation writing
-   each chunk before computing the next (as before writes went behind, on their own thread) is
-   the write overlap's baseline.
+   with integrated gradients alone; training examples/s. The same attention evaluation with each
+   chunk written on a thread while the next computes, against written before it: which one a
+   device gets by default (``WRITES_BEHIND_ON``) follows from this pair.
 2. Training examples/s with length bucketing against padding every batch to max length.
 3. Peak memory while evaluating M sentences, sampled after every chunk: flat, not growing.
 4. Store size in bytes per evaluated example.
@@ -26,8 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from unittest.mock import patch
 
@@ -35,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from engine import evaluate as evaluate_module
 from engine.align import encode
 from engine.attribution import Inputs, build, token_to_word_matrix, word_scores
 from engine.batching import bucketed, collate
-from engine.evaluate import EvalSpec, evaluate
+from engine.evaluate import WRITES_BEHIND_ON, EvalSpec, evaluate
 from engine.ingest import ingest
 from engine.models import load_model
 from engine.store import Store
@@ -93,14 +92,12 @@ def evaluation_rate(
     return rates[-1]
 
 
-@contextmanager
-def written_in_front(store: Store) -> Iterator:
-    """The baseline of the write overlap: each chunk written in the caller, then the next."""
-    yield store.write_chunk
-
-
-def evaluation_rate_writing_in_front(*args: object) -> float:
-    with patch.object(Store, "chunks_written_behind", written_in_front):
+def evaluation_rate_writing(behind: bool, *args: object) -> float:
+    """``evaluation_rate`` with each chunk written on a thread while the next computes (behind)
+    or in the caller before it (in front), whatever the device's default."""
+    device = torch.device(str(args[4])).type
+    on = WRITES_BEHIND_ON | {device} if behind else WRITES_BEHIND_ON - {device}
+    with patch.object(evaluate_module, "WRITES_BEHIND_ON", on):
         return evaluation_rate(*args)  # type: ignore[arg-type]
 
 
@@ -213,14 +210,15 @@ def main() -> None:
     print(f"1. per device ({args.sentences:,} sentences, batch {args.batch_size}):")
     for device in args.devices:
         bare_forward(db, "speed", args.batch_size, args.max_length, device)  # warm-up
-        bare, full, in_front = [], [], []
+        bare, full, behind, in_front = [], [], [], []
         attention = (db, "speed", args.batch_size, args.max_length, device, ATTENTION_METHODS)
         for _ in range(args.repeats):  # interleaved, so a busy moment hits every side alike
             bare.append(bare_forward(db, "speed", args.batch_size, args.max_length, device))
             full.append(evaluation_rate(*attention))
-            in_front.append(evaluation_rate_writing_in_front(*attention))
+            behind.append(evaluation_rate_writing(True, *attention))
+            in_front.append(evaluation_rate_writing(False, *attention))
         ratio = sorted(f / b for f, b in zip(full, bare, strict=True))[len(full) // 2]
-        overlap = sorted(f / b for f, b in zip(full, in_front, strict=True))[len(full) // 2]
+        overlap = sorted(f / b for f, b in zip(behind, in_front, strict=True))[len(full) // 2]
         ig = evaluation_rate(
             db, "speed", args.batch_size, args.max_length, device, ("integrated_gradients",)
         )
@@ -236,8 +234,9 @@ def main() -> None:
             f"     ratio, median of {args.repeats} interleaved pairs: {ratio:.2f} (target >= 0.75)"
         )
         print(
-            f"     writes in front         {max(in_front):8.1f} sentences/s  (baseline: "
-            f"behind / in front, median pair: {overlap:.2f})"
+            f"     writes behind / in front {max(behind):7.1f} / {max(in_front):.1f} sentences/s"
+            f"  (median pair: {overlap:.2f}; behind by default: "
+            f"{torch.device(device).type in WRITES_BEHIND_ON})"
         )
         print(f"     integrated gradients    {ig:8.1f} sentences/s  "
               f"({EvalSpec(corpus='').ig_steps} steps, metrics, store)")  # fmt: skip

@@ -44,8 +44,9 @@ from engine.vocabulary import METHOD_NAMES
 ALL_METHODS = METHOD_NAMES
 CHUNK_ROWS = 512
 # Device types on which each chunk is written on a thread while the next one computes. On a GPU
-# the host only waits while the device computes; on the CPU the cores are the ones computing and
-# a writer thread competes with them (0.97x the rate of writing in front, 2 cores, 7 pairs).
+# the host only waits while the device computes; on the CPU the cores that would write are the
+# ones computing, and writing behind gained nothing (0.97x and 1.04x the rate of writing in
+# front, medians of 7 and 3 interleaved pairs on 2 cores, bench_engine.py).
 WRITES_BEHIND_ON = frozenset({"cuda", "mps"})
 T, U = TypeVar("T"), TypeVar("U")
 
