@@ -92,13 +92,21 @@ def evaluation_rate(
     return rates[-1]
 
 
-def evaluation_rate_writing(behind: bool, *args: object) -> float:
+def evaluation_rate_writing(
+    behind: bool,
+    db: Path,
+    corpus: str,
+    batch_size: int,
+    max_length: int,
+    device: str,
+    methods: tuple[str, ...],
+) -> float:
     """``evaluation_rate`` with each chunk written on a thread while the next computes (behind)
     or in the caller before it (in front), whatever the device's default."""
-    device = torch.device(str(args[4])).type
-    on = WRITES_BEHIND_ON | {device} if behind else WRITES_BEHIND_ON - {device}
+    kind = torch.device(device).type
+    on = WRITES_BEHIND_ON | {kind} if behind else WRITES_BEHIND_ON - {kind}
     with patch.object(evaluate_module, "WRITES_BEHIND_ON", on):
-        return evaluation_rate(*args)  # type: ignore[arg-type]
+        return evaluation_rate(db, corpus, batch_size, max_length, device, methods)
 
 
 def method_costs(db: Path, corpus: str, batch_size: int, max_length: int) -> dict[str, float]:

@@ -133,6 +133,8 @@ def test_evaluate_train_first_under_two_processes_trains_then_evaluates_as_one(
     best checkpoint; each run published once, as one process publishes them. The 20 dev
     examples are one chunk, so rank 1 has nothing to evaluate (it used to fail scoring its
     empty shard)."""
+    import duckdb
+
     model = tiny_model(tmp_path / "tiny-bert", dropout=0.0)
     examples = corpus(train=60, dev=20)
     options = [
@@ -152,8 +154,6 @@ def test_evaluate_train_first_under_two_processes_trains_then_evaluates_as_one(
     def published(db: Path) -> tuple[list, list, list[tuple[str, float]]]:
         with Store(db, read_only=True) as store:
             trained, evaluated = store.runs(kind="train"), store.runs(kind="evaluate")
-        import duckdb
-
         with duckdb.connect(str(db), read_only=True) as con:
             probs = con.execute("SELECT example, prob FROM predictions ORDER BY example").fetchall()
         return trained, evaluated, probs
